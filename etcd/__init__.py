@@ -1,9 +1,78 @@
-"""A client for the etcd v2 HTTP API, compatible with python-etcd 0.4.5."""
+"""A client for the etcd v2 HTTP API, compatible with python-etcd 0.4.5.
+
+>>> import etcd
+>>> client = etcd.Client(host="127.0.0.1", port=2379)   # doctest: +SKIP
+>>> client.write("/nodes/n1", 1)                         # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
 import logging
 
+from . import client
+from ._exceptions import (
+    EtcdAlreadyExist,
+    EtcdClusterIdChanged,
+    EtcdCompareFailed,
+    EtcdConnectionFailed,
+    EtcdDirNotEmpty,
+    EtcdError,
+    EtcdEventIndexCleared,
+    EtcdException,
+    EtcdInsufficientPermissions,
+    EtcdKeyError,
+    EtcdKeyNotFound,
+    EtcdLeaderElectionInProgress,
+    EtcdLockExpired,
+    EtcdNotDir,
+    EtcdNotFile,
+    EtcdRaftInternalError,
+    EtcdRootReadOnly,
+    EtcdTypeError,
+    EtcdV2ApiDisabled,
+    EtcdValueError,
+    EtcdWatcherCleared,
+    EtcdWatchTimedOut,
+)
+from ._result import EtcdResult
+from .client import Client
+
 __version__ = "0.5.0.dev0"
+
+__all__ = [
+    "Client",
+    "EtcdAlreadyExist",
+    "EtcdClusterIdChanged",
+    "EtcdCompareFailed",
+    "EtcdConnectionFailed",
+    "EtcdDirNotEmpty",
+    "EtcdError",
+    "EtcdEventIndexCleared",
+    "EtcdException",
+    "EtcdInsufficientPermissions",
+    "EtcdKeyError",
+    "EtcdKeyNotFound",
+    "EtcdLeaderElectionInProgress",
+    "EtcdLockExpired",
+    "EtcdNotDir",
+    "EtcdNotFile",
+    "EtcdRaftInternalError",
+    "EtcdResult",
+    "EtcdRootReadOnly",
+    "EtcdTypeError",
+    "EtcdV2ApiDisabled",
+    "EtcdValueError",
+    "EtcdWatchTimedOut",
+    "EtcdWatcherCleared",
+    "client",
+]
+
+# Reprs and pickles name the classes as python-etcd 0.4.5 did: etcd.EtcdResult,
+# etcd.EtcdKeyNotFound ...
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and _name != "Client":
+        _obj.__module__ = __name__
+del _name, _obj
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

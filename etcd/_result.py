@@ -1,0 +1,165 @@
+"""``EtcdResult``: what every key-space call returns.
+
+The class keeps the attributes and the mutability of python-etcd 0.4.5, because
+``client.update(result)`` relies on callers editing ``value`` or ``ttl``. Child
+nodes stay raw dicts until they are iterated, so a recursive read of a large
+tree costs little more than decoding its JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar, Protocol
+
+__all__ = ["EtcdResult"]
+
+
+class _HasHeaders(Protocol):
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+_NODE_PROPS: dict[str, Any] = {
+    "key": None,
+    "value": None,
+    "expiration": None,
+    "ttl": None,
+    "modifiedIndex": None,
+    "createdIndex": None,
+    "newKey": False,
+    "dir": False,
+}
+# The keys a server's node carries; a node made only of these can be copied
+# into an instance's __dict__ in one step.
+_PLAIN_NODE_KEYS = frozenset(_NODE_PROPS) | {"nodes"}
+
+
+class EtcdResult:
+    """One node of the key space, as the server described it.
+
+    :param action: the server's ``action`` (``"get"``, ``"set"``,
+        ``"compareAndSwap"`` ...), or ``None`` for a child or previous node.
+    :param node: the server's ``node`` object.
+    :param prevNode: the server's ``prevNode``, available as ``_prev_node``.
+
+    Attributes: ``key``, ``value``, ``expiration``, ``ttl``, ``modifiedIndex``,
+    ``createdIndex``, ``newKey`` (the write created the key), ``dir`` and
+    ``action``. After a request, ``etcd_index`` and ``raft_index`` hold the
+    ``X-Etcd-Index`` and ``X-Raft-Index`` headers of the answer.
+    """
+
+    _node_props: ClassVar[dict[str, Any]] = _NODE_PROPS
+
+    key: str | None
+    value: str | None
+    expiration: str | None
+    ttl: int | None
+    modifiedIndex: int | None
+    createdIndex: int | None
+    newKey: bool
+    dir: bool
+    action: str | None
+    etcd_index: int
+    raft_index: int
+    _children: list[dict[str, Any]]
+    _prev_node: EtcdResult
+
+    def __init__(
+        self,
+        action: str | None = None,
+        node: Mapping[str, Any] | None = None,
+        prevNode: Mapping[str, Any] | None = None,
+        **kwdargs: Any,
+    ) -> None:
+        if node is None:
+            raise TypeError("EtcdResult() needs the node of a server answer")
+        self.action = action
+        for prop, default in self._node_props.items():
+            setattr(self, prop, node.get(prop, default))
+        self._children = node["nodes"] if self.dir and "nodes" in node else []
+        if prevNode:
+            self._prev_node = EtcdResult(None, node=prevNode)
+            # etcd reports a directory whose TTL was updated without dir=true
+            if self._prev_node.dir and not self.dir:
+                self.dir = True
+
+    @classmethod
+    def _child(cls, node: dict[str, Any]) -> EtcdResult:
+        """Build the result for a child node quickly; the same as ``EtcdResult(None, node)``."""
+        obj = EtcdResult.__new__(EtcdResult)
+        state = obj.__dict__
+        state["action"] = None
+        state.update(_NODE_PROPS)
+        if node.keys() <= _PLAIN_NODE_KEYS:
+            state.update(node)
+            children = state.pop("nodes", None)
+        else:
+            state.update((k, v) for k, v in node.items() if k in _NODE_PROPS)
+            children = node.get("nodes")
+        state["_children"] = children if children is not None and state["dir"] else []
+        return obj
+
+    def parse_headers(self, response: _HasHeaders) -> None:
+        """Store the ``X-Etcd-Index`` and ``X-Raft-Index`` headers of *response*.
+
+        A missing header counts as 1, as in python-etcd 0.4.5.
+        """
+        headers = response.headers
+        self.etcd_index = int(headers.get("x-etcd-index", 1))
+        self.raft_index = int(headers.get("x-raft-index", 1))
+
+    def get_subtree(self, leaves_only: bool = False) -> Iterator[EtcdResult]:
+        """Walk this node and everything below it, depth first, in server order.
+
+        A node without children (a file, or an empty directory) yields itself.
+
+        :param leaves_only: yield only the nodes that have no children.
+        """
+        if not self._children:
+            yield self
+            return
+        if not leaves_only:
+            yield self
+        make = self._child
+        stack = [iter(self._children)]
+        while stack:
+            for raw in stack[-1]:
+                child = make(raw)
+                if child._children:
+                    if not leaves_only:
+                        yield child
+                    stack.append(iter(child._children))
+                    break
+                yield child
+            else:
+                stack.pop()
+
+    @property
+    def leaves(self) -> Iterator[EtcdResult]:
+        """Every node below this one that has no children (itself for a file)."""
+        return self.get_subtree(leaves_only=True)
+
+    @property
+    def children(self) -> Iterator[EtcdResult]:
+        """The same as :attr:`leaves`.
+
+        .. deprecated:: 0.4
+           Despite its name this yields all leaves, not the direct children.
+        """
+        return self.leaves
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return False
+        try:
+            return all(getattr(self, p) == getattr(other, p) for p in self._node_props)
+        except AttributeError:
+            return False
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{self.__class__}({self.__dict__!r})"

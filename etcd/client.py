@@ -1,0 +1,920 @@
+"""``etcd.Client``: the key-space API of etcd v2 over HTTP.
+
+The client is a drop-in replacement for python-etcd 0.4.5's. One instance may
+be shared by many threads: the endpoint state is guarded by a lock and every
+request keeps its retry state in local variables.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import difflib
+import json
+import logging
+import threading
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar, NoReturn
+
+import urllib3
+
+from . import _transport
+from ._endpoints import discover_srv, format_uri
+from ._exceptions import (
+    EtcdClusterIdChanged,
+    EtcdConnectionFailed,
+    EtcdException,
+    EtcdKeyNotFound,
+    EtcdTypeError,
+    EtcdValueError,
+    EtcdWatcherCleared,
+    EtcdWatchTimedOut,
+    raise_for_body,
+)
+from ._result import EtcdResult
+
+__all__ = ["Client"]
+
+log = logging.getLogger(__name__)
+
+# Set by write(idempotent=True) and delete(idempotent=True) around their call
+# of api_execute, so that overrides of api_execute keep their signature.
+_idempotent: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "etcd_idempotent", default=False
+)
+
+_TRUE_FALSE = {True: "true", False: "false"}
+_REFRESH_ERRORS: tuple[type[BaseException], ...] = (EtcdException, *_transport.TRANSPORT_ERRORS)
+
+
+def _unknown_options(method: str, given: Iterator[str] | Any, allowed: set[str]) -> NoReturn:
+    names = sorted(given)
+    hints = []
+    for name in names:
+        close = difflib.get_close_matches(name, sorted(allowed), n=1, cutoff=0.6)
+        if close:
+            hints.append(f"{name!r} (did you mean {close[0]!r}?)")
+        else:
+            hints.append(repr(name))
+    raise EtcdTypeError(
+        f"{method}() got unknown option(s): {', '.join(hints)}; "
+        f"the options it takes are {', '.join(sorted(allowed))}"
+    )
+
+
+def _quote_key(key: str) -> str:
+    return "/".join(urllib.parse.quote(part, safe="") for part in key.split("/"))
+
+
+class Client:
+    """A client of one etcd cluster, speaking the v2 HTTP API.
+
+    :param host: the member to talk to, or with ``allow_reconnect`` a tuple of
+        ``(host, port)`` pairs naming several.
+    :param port: the member's client port.
+    :param srv_domain: find the members from this domain's DNS SRV records.
+    :param version_prefix: the API prefix of the keys, members and stats paths.
+    :param read_timeout: seconds to wait for an answer; 0 waits forever.
+    :param allow_redirect: follow HTTP redirects.
+    :param protocol: ``"http"`` or ``"https"``.
+    :param cert: a PEM file with the client certificate and its key, or a
+        ``(cert_file, key_file)`` pair.
+    :param ca_cert: the CA bundle to verify the servers with; the system's
+        trust store when ``None``.
+    :param username: the user for HTTP basic authentication.
+    :param password: the user's password.
+    :param allow_reconnect: fail over to the other members of the cluster.
+    :param use_proxies: with ``allow_reconnect``, use exactly the given hosts
+        and never ask the cluster for its members.
+    :param expected_cluster_id: the cluster id to insist on; learned from the
+        first answer when ``None``.
+    :param per_host_pool_size: connections kept open to each member.
+    :param lock_prefix: the directory that :class:`etcd.Lock` uses.
+    :param verify: check the servers' certificates and host names. Turning
+        this off is unsafe and logs a warning.
+    :raises EtcdException: a tuple of hosts without ``allow_reconnect``, or
+        discovery failed.
+
+    .. note::
+       With ``allow_reconnect`` (and without ``use_proxies``) the constructor
+       asks the cluster for its members, as python-etcd 0.4.5 did.
+
+    A client is safe to share between threads. It is also a context manager
+    that calls :meth:`close` on exit.
+    """
+
+    _MGET = "GET"
+    _MPUT = "PUT"
+    _MPOST = "POST"
+    _MDELETE = "DELETE"
+
+    # Mutable on purpose: subclasses add their own options to these sets, and
+    # the key-space methods consult them at call time.
+    _comparison_conditions: ClassVar[set[str]] = {"prevValue", "prevIndex", "prevExist", "refresh"}
+    _read_options: ClassVar[set[str]] = {"recursive", "wait", "waitIndex", "sorted", "quorum"}
+    _del_conditions: ClassVar[set[str]] = {"prevValue", "prevIndex"}
+
+    _BOOL_OPTIONS = frozenset(
+        {"prevExist", "refresh", "recursive", "wait", "sorted", "quorum", "dir"}
+    )
+
+    http: urllib3.PoolManager = None  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        host: str | tuple[tuple[str, int], ...] = "127.0.0.1",
+        port: int = 4001,
+        srv_domain: str | None = None,
+        version_prefix: str = "/v2",
+        read_timeout: float = 60,
+        allow_redirect: bool = True,
+        protocol: str = "http",
+        cert: str | tuple[str, str] | None = None,
+        ca_cert: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        allow_reconnect: bool = False,
+        use_proxies: bool = False,
+        expected_cluster_id: str | None = None,
+        per_host_pool_size: int = 10,
+        lock_prefix: str = "/_locks",
+        *,
+        verify: bool = True,
+    ) -> None:
+        self._endpoint_lock = threading.RLock()
+        if srv_domain is not None:
+            ssl_names, hosts = discover_srv(srv_domain, getattr(self, "_dns_resolver", None))
+            if ssl_names:
+                protocol = "https"
+            host = hosts if allow_reconnect else hosts[0][0]
+            if not allow_reconnect:
+                port = hosts[0][1]
+        self._check_settings(host, port, protocol, read_timeout, per_host_pool_size)
+        if isinstance(host, tuple):
+            if not allow_reconnect:
+                raise EtcdException(
+                    "A list of hosts to connect to was given, but reconnection not allowed?"
+                )
+            seeds = [format_uri(protocol, h, p) for h, p in host]
+        else:
+            seeds = [format_uri(protocol, host, port)]
+        self._seed_uris: tuple[str, ...] = tuple(seeds)
+        self._base_uri = seeds[0]
+        self._machines_cache: list[str] = seeds[1:] if isinstance(host, tuple) else []
+
+        self._protocol = protocol
+        self._read_timeout = read_timeout
+        self._allow_redirect = allow_redirect
+        self._use_proxies = use_proxies
+        self._allow_reconnect = allow_reconnect
+        self._lock_prefix = lock_prefix
+        self.version_prefix = version_prefix
+        self.expected_cluster_id = expected_cluster_id
+
+        if (username is None) != (password is None):
+            log.warning("Both username and password are needed for authentication; ignoring both")
+            username = password = None
+        self.username = username
+        self.password = password
+
+        self.http = _transport.make_pool_manager(
+            per_host_pool_size=per_host_pool_size,
+            read_timeout=read_timeout,
+            protocol=protocol,
+            cert=cert,
+            ca_cert=ca_cert,
+            verify=verify,
+        )
+        self._retries = _transport.no_retries(allow_redirect)
+
+        if allow_reconnect:
+            if not use_proxies:
+                cache = list(seeds)
+                cache.extend(uri for uri in self.machines if uri not in cache)
+                self._machines_cache = cache
+            if self._base_uri in self._machines_cache:
+                self._machines_cache.remove(self._base_uri)
+            log.debug("Members known at start: %s", self._machines_cache)
+
+        self._version: str | None = None
+        self._cluster_version: str | None = None
+        self._members: dict[str, dict[str, Any]] = {}
+
+    @staticmethod
+    def _check_settings(
+        host: Any, port: Any, protocol: Any, read_timeout: Any, pool_size: Any
+    ) -> None:
+        if isinstance(host, tuple):
+            for pair in host:
+                if (
+                    not isinstance(pair, tuple)
+                    or len(pair) != 2
+                    or not isinstance(pair[0], str)
+                    or isinstance(pair[1], bool)
+                    or not isinstance(pair[1], int)
+                ):
+                    raise EtcdTypeError(
+                        f"host must be a tuple of (host, port) pairs such as "
+                        f"(('10.0.0.1', 2379), ('10.0.0.2', 2379)); got {pair!r} in it"
+                    )
+        elif not isinstance(host, str):
+            raise EtcdTypeError(
+                f"host must be a string, or a tuple of (host, port) pairs; "
+                f"got {type(host).__name__} {host!r}"
+            )
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise EtcdValueError(f"port must be an integer from 1 to 65535, not {port!r}")
+        if protocol not in ("http", "https"):
+            raise EtcdValueError(f"protocol must be 'http' or 'https', not {protocol!r}")
+        if (
+            isinstance(read_timeout, bool)
+            or not isinstance(read_timeout, (int, float))
+            or read_timeout < 0
+        ):
+            raise EtcdValueError(
+                f"read_timeout must be a number of seconds (0 waits forever), not {read_timeout!r}"
+            )
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+            raise EtcdValueError(
+                f"per_host_pool_size must be a positive integer, not {pool_size!r}"
+            )
+
+    # ------------------------------------------------------------------
+    # Settings
+
+    @property
+    def base_uri(self) -> str:
+        """The URI of the member requests go to."""
+        return self._base_uri
+
+    @property
+    def host(self) -> str:
+        """The host part of :attr:`base_uri` (an IPv6 literal keeps its brackets)."""
+        return self._netloc()[0]
+
+    @property
+    def port(self) -> int:
+        """The port of :attr:`base_uri`."""
+        return int(self._netloc()[1])
+
+    def _netloc(self) -> tuple[str, str]:
+        netloc = self._base_uri.split("://", 1)[1]
+        host, _, port = netloc.rpartition(":")
+        return host, port
+
+    @property
+    def protocol(self) -> str:
+        """``"http"`` or ``"https"``."""
+        return self._protocol
+
+    @property
+    def read_timeout(self) -> float:
+        """The default timeout of a request, in seconds; 0 means none."""
+        return self._read_timeout
+
+    @property
+    def allow_redirect(self) -> bool:
+        """Whether HTTP redirects are followed."""
+        return self._allow_redirect
+
+    @property
+    def lock_prefix(self) -> str:
+        """The directory used by :class:`etcd.Lock`."""
+        return self._lock_prefix
+
+    @property
+    def key_endpoint(self) -> str:
+        """The path prefix of the keys API, ``version_prefix + "/keys"``."""
+        return self.version_prefix + "/keys"
+
+    def __repr__(self) -> str:
+        auth = f" user={self.username!r} password='***'" if self.username else ""
+        return f"<etcd.Client {self._base_uri}{auth}>"
+
+    # ------------------------------------------------------------------
+    # Lifecycle
+
+    def close(self) -> None:
+        """Close the pooled connections. Idempotent; the client stays usable."""
+        if self.http is not None:
+            self.http.clear()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # Nothing to do: connections are released by close() or by the pool's
+        # own finalisers, never by network work during garbage collection.
+        pass
+
+    # ------------------------------------------------------------------
+    # Cluster information
+
+    @property
+    def machines(self) -> list[str]:
+        """The client URLs of the cluster's members, from ``/v2/machines``.
+
+        .. note:: Each access is a request.
+
+        :raises EtcdException: no member could be asked.
+        """
+        timeout = _transport.resolve_timeout(None, self._read_timeout)
+        while True:
+            uri = self._base_uri + self.version_prefix + "/machines"
+            try:
+                response = self.http.request(
+                    self._MGET,
+                    uri,
+                    headers=self._get_headers(),
+                    timeout=timeout,
+                    redirect=self._allow_redirect,
+                    retries=self._retries,
+                )
+                self._handle_server_response(response)
+            except _transport.TRANSPORT_ERRORS as exc:
+                log.warning("Cannot ask %s for the members: %s", uri, _transport.describe(exc))
+                with self._endpoint_lock:
+                    if not self._machines_cache:
+                        raise EtcdException(
+                            "Could not get the list of servers, maybe you provided "
+                            "the wrong host(s) to connect to?"
+                        ) from exc
+                    self._base_uri = self._machines_cache.pop(0)
+                continue
+            text = response.data.decode("utf-8", errors="replace")
+            return [part.strip() for part in text.split(",") if part.strip()]
+
+    def _get_json(self, path: str, error: str) -> Any:
+        response = self.api_execute(self.version_prefix + path, self._MGET)
+        try:
+            return json.loads(response.data)
+        except ValueError as exc:
+            raise EtcdException(error) from exc
+
+    @property
+    def members(self) -> dict[str, dict[str, Any]]:
+        """The cluster's members by id, each a dict with ``id``, ``name``,
+        ``peerURLs`` and ``clientURLs``.
+
+        .. note:: Each access is a request.
+        """
+        try:
+            data = self._get_json("/members", "Cannot parse json data in the response")
+            self._members = {m["id"]: m for m in data["members"]}
+        except (EtcdException, LookupError, TypeError, ValueError) as exc:
+            raise EtcdException(
+                "Could not get the members list, maybe the cluster has gone away?"
+            ) from exc
+        return self._members
+
+    @property
+    def leader(self) -> dict[str, Any]:
+        """The member that leads the cluster, as in :attr:`members`.
+
+        .. note:: Each access makes two requests.
+        """
+        try:
+            leader_id = self.stats["leaderInfo"]["leader"]
+            return self.members[leader_id]
+        except (EtcdException, LookupError, TypeError) as exc:
+            raise EtcdException(f"Cannot get leader data: {exc}") from exc
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """This member's statistics, from ``/v2/stats/self``.
+
+        .. note:: Each access is a request.
+        """
+        result: dict[str, Any] = self._get_json(
+            "/stats/self", "Cannot parse json data in the response"
+        )
+        return result
+
+    @property
+    def leader_stats(self) -> dict[str, Any]:
+        """The leader's view of its followers, from ``/v2/stats/leader``.
+
+        .. note:: Each access is a request. A follower refuses it with
+           ``EtcdException("not current leader : None")``.
+        """
+        result: dict[str, Any] = self._get_json(
+            "/stats/leader", "Cannot parse json data in the response"
+        )
+        return result
+
+    @property
+    def store_stats(self) -> dict[str, Any]:
+        """The key store's counters, from ``/v2/stats/store``.
+
+        .. note:: Each access is a request.
+        """
+        result: dict[str, Any] = self._get_json(
+            "/stats/store", "Cannot parse json data in the response"
+        )
+        return result
+
+    @property
+    def version(self) -> str | None:
+        """The etcd server version, fetched once from ``/version``."""
+        if not self._version:
+            self._set_version_info()
+        return self._version
+
+    @property
+    def cluster_version(self) -> str | None:
+        """The cluster version, fetched once from ``/version``."""
+        if not self._cluster_version:
+            self._set_version_info()
+        return self._cluster_version
+
+    def _set_version_info(self) -> None:
+        response = self.api_execute("/version", self._MGET)
+        try:
+            info = json.loads(response.data)
+            self._version = info["etcdserver"]
+            self._cluster_version = info["etcdcluster"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EtcdException(
+                f"Cannot parse the /version answer: {response.data[:200]!r}"
+            ) from exc
+
+    @property
+    def election(self) -> NoReturn:
+        """Removed in etcd 2.0."""
+        raise NotImplementedError("Election primitives were removed from etcd 2.0")
+
+    def get_lock(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Removed in etcd 2.0; use :class:`etcd.Lock`."""
+        raise NotImplementedError("Lock primitives were removed from etcd 2.0")
+
+    # ------------------------------------------------------------------
+    # Keys
+
+    def _sanitize_key(self, key: str) -> str:
+        """Normalise *key*: one leading slash, no runs of slashes.
+
+        :raises EtcdTypeError: *key* is not a string.
+        """
+        if not isinstance(key, str):
+            raise EtcdTypeError(f"keys must be str, not {type(key).__name__} ({key!r})")
+        if "//" in key:
+            trailing = key.endswith("/")
+            key = "/".join(part for part in key.split("/") if part)
+            if trailing and key:
+                key += "/"
+        if not key.startswith("/"):
+            key = "/" + key
+        return key
+
+    def _key_path(self, key: str, endpoint: str | None = None) -> str:
+        return (endpoint or self.key_endpoint) + _quote_key(self._sanitize_key(key))
+
+    def __contains__(self, key: str) -> bool:
+        """``key in client``: whether the key exists."""
+        try:
+            self.get(key)
+        except EtcdKeyNotFound:
+            return False
+        return True
+
+    def write(
+        self,
+        key: str,
+        value: Any,
+        ttl: int | None = None,
+        dir: bool = False,
+        append: bool = False,
+        **kwdargs: Any,
+    ) -> EtcdResult:
+        """Write a key or create a directory.
+
+        :param key: the key.
+        :param value: the value, sent as ``str(value)``; ``None`` sends none.
+        :param ttl: seconds until the key expires; ``0`` is sent as is.
+        :param dir: create a directory.
+        :param append: create an in-order key below *key* (POST).
+        :param kwdargs: the conditions ``prevValue``, ``prevIndex``,
+            ``prevExist`` and ``refresh``; ``timeout`` in seconds (0: none);
+            ``idempotent=True`` lets a failed write be re-sent to another member.
+        :returns: the written node; ``newKey`` says whether it was created.
+        :raises EtcdCompareFailed: a ``prevValue``/``prevIndex`` condition failed.
+        :raises EtcdAlreadyExist: ``prevExist=False`` and the key exists.
+        :raises EtcdKeyNotFound: ``prevExist=True`` and the key is missing.
+        :raises EtcdNotFile: *key* is a directory.
+        :raises EtcdTypeError: an unknown option was given.
+
+        .. versionchanged:: 0.5.0
+           Unknown options raise :class:`etcd.EtcdTypeError`; ``timeout`` and
+           ``idempotent`` are new.
+        """
+        options = self._comparison_conditions
+        unknown = kwdargs.keys() - options - {"timeout", "idempotent", "_endpoint"}
+        if unknown:
+            _unknown_options("write", unknown, options | {"timeout", "idempotent"})
+        if dir and value:
+            raise EtcdException("Cannot create a directory with a value")
+        path = self._key_path(key, kwdargs.get("_endpoint"))
+        params: dict[str, Any] = {}
+        if value is not None:
+            params["value"] = self._value(value)
+        if ttl is not None:
+            params["ttl"] = ttl
+        if dir:
+            params["dir"] = "true"
+        for name, option in kwdargs.items():
+            if name in options:
+                params[name] = self._encode_option(name, option)
+        method = self._MPOST if append else self._MPUT
+        response = self._execute_keys(path, method, params, kwdargs)
+        return self._result_from_response(response)
+
+    @staticmethod
+    def _value(value: Any) -> Any:
+        if isinstance(value, (bytes, bytearray)):
+            try:
+                return bytes(value).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise EtcdValueError(
+                    "etcd v2 stores text: decode the bytes, or encode binary data "
+                    f"(for example with base64) before writing it ({exc})"
+                ) from exc
+        return value
+
+    def _encode_option(self, name: str, value: Any) -> Any:
+        if isinstance(value, bool) and name in self._BOOL_OPTIONS | {"prevValue"}:
+            return _TRUE_FALSE[value]
+        return value
+
+    def _execute_keys(
+        self, path: str, method: str, params: dict[str, Any], kwdargs: Mapping[str, Any]
+    ) -> urllib3.BaseHTTPResponse:
+        token = _idempotent.set(bool(kwdargs.get("idempotent", False)))
+        try:
+            if "timeout" in kwdargs:
+                return self.api_execute(path, method, params=params, timeout=kwdargs["timeout"])
+            return self.api_execute(path, method, params=params)
+        finally:
+            _idempotent.reset(token)
+
+    def update(self, obj: EtcdResult) -> EtcdResult:
+        """Write back an edited result, only if the key has not changed since.
+
+        :param obj: a result from :meth:`read`, with ``value`` or ``ttl`` edited.
+        :raises EtcdCompareFailed: the key changed after *obj* was read.
+        :raises EtcdRaftInternalError: *obj* is a directory and the server is
+            etcd 3.5, which cannot update directories.
+        """
+        kwdargs: dict[str, Any] = {"prevExist": True}
+        if not obj.dir:
+            # A directory has no index condition: the server answers "Not a file".
+            kwdargs["prevIndex"] = obj.modifiedIndex
+        return self.write(obj.key, obj.value, dir=obj.dir, ttl=obj.ttl, **kwdargs)  # type: ignore[arg-type]
+
+    def read(self, key: str, **kwdargs: Any) -> EtcdResult:
+        """Read a key or a directory.
+
+        :param key: the key.
+        :param kwdargs: ``recursive``, ``sorted``, ``quorum``, ``wait`` and
+            ``waitIndex`` (see :meth:`watch`), and ``timeout`` in seconds
+            (``None``: the client's ``read_timeout``; 0: none).
+        :raises EtcdKeyNotFound: the key does not exist.
+        :raises EtcdWatchTimedOut: a ``wait`` saw no change in time.
+        :raises EtcdEventIndexCleared: ``waitIndex`` has left the server's history.
+        :raises EtcdTypeError: an unknown option was given.
+        """
+        options = self._read_options
+        unknown = kwdargs.keys() - options - {"timeout"}
+        if unknown:
+            _unknown_options("read", unknown, options | {"timeout"})
+        params = {
+            name: self._encode_option(name, value)
+            for name, value in kwdargs.items()
+            if name in options and value is not None
+        }
+        response = self.api_execute(
+            self._key_path(key), self._MGET, params=params, timeout=kwdargs.get("timeout")
+        )
+        if params.get("wait") == "true" and not response.data.strip():
+            raise EtcdWatcherCleared(
+                "The server ended the watch without an event (it drops watchers that fall "
+                "behind); watch again from the same index",
+                {"errorCode": 400, "status": response.status},
+            )
+        return self._result_from_response(response)
+
+    def get(self, key: str) -> EtcdResult:
+        """The same as :meth:`read` without options."""
+        return self.read(key)
+
+    def delete(
+        self,
+        key: str,
+        recursive: bool | None = None,
+        dir: bool | None = None,
+        **kwdargs: Any,
+    ) -> EtcdResult:
+        """Delete a key or a directory.
+
+        :param key: the key.
+        :param recursive: delete a directory and everything below it.
+        :param dir: delete an empty directory.
+        :param kwdargs: the conditions ``prevValue`` and ``prevIndex``;
+            ``timeout``; ``idempotent=True`` lets a failed delete be re-sent.
+        :returns: the deleted node, with the old one in ``_prev_node``.
+        :raises EtcdKeyNotFound: the key does not exist.
+        :raises EtcdCompareFailed: a condition failed.
+        :raises EtcdDirNotEmpty: a non-recursive delete of a non-empty directory.
+        :raises EtcdTypeError: an unknown option (such as ``prevExist``) was given.
+        """
+        options = self._del_conditions
+        unknown = kwdargs.keys() - options - {"timeout", "idempotent"}
+        if unknown:
+            _unknown_options("delete", unknown, options | {"timeout", "idempotent"})
+        params: dict[str, Any] = {}
+        if recursive is not None:
+            params["recursive"] = "true" if recursive else "false"
+        if dir is not None:
+            params["dir"] = "true" if dir else "false"
+        for name, option in kwdargs.items():
+            if name in options:
+                params[name] = option
+        response = self._execute_keys(self._key_path(key), self._MDELETE, params, kwdargs)
+        return self._result_from_response(response)
+
+    def pop(
+        self, key: str, recursive: bool | None = None, dir: bool | None = None, **kwdargs: Any
+    ) -> EtcdResult:
+        """Delete a key and return what it held.
+
+        :returns: the deleted node as it was before.
+        """
+        return self.delete(key, recursive=recursive, dir=dir, **kwdargs)._prev_node
+
+    def set(self, key: str, value: Any, ttl: int | None = None) -> EtcdResult:
+        """Write *value* to *key* unconditionally."""
+        return self.write(key, value, ttl=ttl)
+
+    def test_and_set(
+        self, key: str, value: Any, prev_value: Any, ttl: int | None = None
+    ) -> EtcdResult:
+        """Write *value* only if the key holds *prev_value* (compare-and-swap).
+
+        :raises EtcdCompareFailed: the key holds another value.
+        """
+        return self.write(key, value, prevValue=prev_value, ttl=ttl)
+
+    def refresh(self, key: str, ttl: int, **kwdargs: Any) -> EtcdResult:
+        """Reset the TTL of an existing key without changing it or waking watchers.
+
+        :raises EtcdKeyNotFound: the key does not exist (it may have expired).
+        """
+        kwdargs.pop("prevExist", None)
+        return self.write(key, None, ttl=ttl, refresh=True, prevExist=True, **kwdargs)
+
+    def watch(
+        self,
+        key: str,
+        index: int | None = None,
+        timeout: float | None = None,
+        recursive: bool | None = None,
+    ) -> EtcdResult:
+        """Wait for the next change of *key*, or the first one at *index* or later.
+
+        :param key: the key or directory to watch.
+        :param index: the first etcd index to report; falsy means "from now".
+        :param timeout: seconds to wait; ``None`` is the client's
+            ``read_timeout`` and ``0`` waits forever.
+        :param recursive: also report changes below *key* (needed for a directory).
+        :returns: the change.
+        :raises EtcdWatchTimedOut: nothing changed in time.
+        :raises EtcdEventIndexCleared: *index* has left the server's history.
+        """
+        if index:
+            return self.read(key, wait=True, waitIndex=index, timeout=timeout, recursive=recursive)
+        return self.read(key, wait=True, timeout=timeout, recursive=recursive)
+
+    def eternal_watch(
+        self, key: str, index: int | None = None, recursive: bool | None = None
+    ) -> Iterator[EtcdResult]:
+        """Yield every change of *key* from *index* on, forever.
+
+        A watcher the server dropped is re-established from the same index.
+
+        :raises EtcdEventIndexCleared: the next index has left the server's history.
+        """
+        local_index = index
+        while True:
+            try:
+                response = self.watch(key, index=local_index, timeout=0, recursive=recursive)
+            except EtcdWatcherCleared:
+                continue
+            if response.modifiedIndex is not None:
+                local_index = response.modifiedIndex + 1
+            yield response
+
+    # ------------------------------------------------------------------
+    # Requests
+
+    def _get_headers(self) -> dict[str, str]:
+        """The authorization header, when a user is set."""
+        if self.username is not None and self.password is not None:
+            return dict(urllib3.make_headers(basic_auth=f"{self.username}:{self.password}"))
+        return {}
+
+    def api_execute(
+        self,
+        path: str,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> urllib3.BaseHTTPResponse:
+        """Send a form-encoded request to the cluster and return the answer.
+
+        :param path: the path below the member's URI, already quoted.
+        :param method: ``GET``, ``PUT``, ``POST`` or ``DELETE``.
+        :param params: query (GET, DELETE) or form (PUT, POST) fields.
+        :param timeout: seconds; ``None`` is ``read_timeout``, ``0`` none.
+        :returns: the urllib3 response, status 200 or 201, body loaded.
+        :raises EtcdConnectionFailed: no member could be reached.
+        :raises EtcdException: the server refused the request.
+        """
+        if not path.startswith("/"):
+            raise ValueError("Path does not start with /")
+        if method not in (self._MGET, self._MPUT, self._MPOST, self._MDELETE):
+            raise EtcdException(f"HTTP method {method} not supported")
+        return self._request(path, method, params, timeout, json_body=False)
+
+    def api_execute_json(
+        self,
+        path: str,
+        method: str,
+        params: Any = None,
+        timeout: float | None = None,
+    ) -> urllib3.BaseHTTPResponse:
+        """Send *params* as a JSON body (used by :mod:`etcd.auth`).
+
+        :returns: the urllib3 response, status 200 or 201, body loaded.
+        """
+        if not path.startswith("/"):
+            raise ValueError("Path does not start with /")
+        return self._request(path, method, params, timeout, json_body=True)
+
+    def _request(
+        self,
+        path: str,
+        method: str,
+        params: Any,
+        timeout: float | None,
+        *,
+        json_body: bool,
+    ) -> urllib3.BaseHTTPResponse:
+        urllib_timeout = _transport.resolve_timeout(timeout, self._read_timeout)
+        watching = isinstance(params, Mapping) and params.get("wait") == "true"
+        idempotent = (method == self._MGET and not watching) or _idempotent.get()
+        failures: dict[str, BaseException] = {}
+        while True:
+            base = self._base_uri
+            try:
+                return self._send_once(base, path, method, params, urllib_timeout, json_body)
+            except _transport.TRANSPORT_ERRORS as exc:
+                kind = _transport.classify(exc, watching=watching)
+                if kind is _transport.FailureKind.WATCH_TIMEOUT:
+                    raise EtcdWatchTimedOut(f"Watch timed out: {exc!r}", cause=exc) from exc
+                if kind is _transport.FailureKind.SENT and not idempotent:
+                    raise EtcdConnectionFailed(
+                        f"{method} {path} reached {base} but failed before an answer "
+                        f"({_transport.describe(exc)}); its outcome is unknown. "
+                        "Read the key to learn whether it was applied.",
+                        cause=exc,
+                    ) from exc
+                if not self._allow_reconnect:
+                    raise EtcdConnectionFailed(
+                        f"Connection to etcd failed due to {exc!r}", cause=exc
+                    ) from exc
+                failures[base] = exc
+                log.warning("Request to %s failed: %s", base, _transport.describe(exc))
+                self._next_server(cause=exc, tried=failures)
+
+    def _send_once(
+        self,
+        base: str,
+        path: str,
+        method: str,
+        params: Any,
+        timeout: _transport.TimeoutValue,
+        json_body: bool,
+    ) -> urllib3.BaseHTTPResponse:
+        url = base + path
+        headers = self._get_headers()
+        kw: dict[str, Any] = {
+            "headers": headers,
+            "timeout": timeout,
+            "redirect": self._allow_redirect,
+            "retries": self._retries,
+            "preload_content": False,
+        }
+        if json_body:
+            headers["Content-Type"] = "application/json"
+            response = self.http.urlopen(method, url, body=json.dumps(params), **kw)
+        elif method in (self._MGET, self._MDELETE):
+            response = self.http.request(method, url, fields=params, **kw)
+        else:
+            response = self.http.request_encode_body(
+                method, url, fields=params, encode_multipart=False, **kw
+            )
+        try:
+            self._check_cluster_id(response)
+            response.data  # noqa: B018 - read the whole body while errors are transport errors
+        finally:
+            response.release_conn()
+        return self._handle_server_response(response)
+
+    def _check_cluster_id(self, response: urllib3.BaseHTTPResponse) -> None:
+        cluster_id = response.headers.get("x-etcd-cluster-id")
+        if not cluster_id:
+            return
+        with self._endpoint_lock:
+            old = self.expected_cluster_id
+            if old is None or old == cluster_id:
+                self.expected_cluster_id = cluster_id
+                return
+            self.expected_cluster_id = cluster_id
+        response.drain_conn()
+        self.http.clear()
+        raise EtcdClusterIdChanged(f"The UUID of the cluster changed from {old} to {cluster_id}.")
+
+    def _handle_server_response(
+        self, response: urllib3.BaseHTTPResponse
+    ) -> urllib3.BaseHTTPResponse:
+        """Return a 200 or 201 response; raise the server's error for anything else."""
+        if response.status in (200, 201):
+            return response
+        raise_for_body(response.status, response.data)
+
+    def _next_server(
+        self, cause: BaseException | None = None, *, tried: Mapping[str, BaseException] = {}
+    ) -> str:
+        """Make an untried member the base, or raise when none is left.
+
+        :raises EtcdConnectionFailed: every member failed; the message names each.
+        """
+        with self._endpoint_lock:
+            if self._base_uri not in tried:
+                # another thread failed over already
+                return self._base_uri
+            candidates = [uri for uri in self._machines_cache if uri not in tried]
+            if not candidates:
+                self._machines_cache = [u for u in self._seed_uris if u != self._base_uri]
+                candidates = [uri for uri in self._machines_cache if uri not in tried]
+            if not candidates:
+                details = "; ".join(f"{uri}: {_transport.describe(e)}" for uri, e in tried.items())
+                raise EtcdConnectionFailed(f"All etcd members failed: {details}", cause=cause)
+            new_base = candidates[-1]
+            self._machines_cache.remove(new_base)
+            old_base = self._base_uri
+            self._base_uri = new_base
+            if old_base not in self._machines_cache:
+                self._machines_cache.append(old_base)
+        log.warning("Failing over from %s to %s", old_base, new_base)
+        if not self._use_proxies:
+            self._refresh_machines_cache(new_base)
+        return new_base
+
+    def _refresh_machines_cache(self, base: str) -> None:
+        uri = base + self.version_prefix + "/machines"
+        try:
+            response = self.http.request(
+                self._MGET,
+                uri,
+                headers=self._get_headers(),
+                timeout=_transport.resolve_timeout(None, self._read_timeout),
+                redirect=self._allow_redirect,
+                retries=self._retries,
+            )
+            self._handle_server_response(response)
+        except _REFRESH_ERRORS as exc:
+            log.debug("Keeping the old member list: %s did not answer (%s)", uri, exc)
+            return
+        text = response.data.decode("utf-8", errors="replace")
+        machines = [part.strip() for part in text.split(",") if part.strip()]
+        with self._endpoint_lock:
+            if machines:
+                self._machines_cache = [m for m in machines if m != self._base_uri]
+
+    def _result_from_response(self, response: urllib3.BaseHTTPResponse) -> EtcdResult:
+        """Build an :class:`EtcdResult` from a successful response."""
+        try:
+            res = json.loads(response.data)
+        except ValueError as exc:
+            raise EtcdException(f"Server response was not valid JSON: {exc!r}") from exc
+        try:
+            result = EtcdResult(**res)
+            if response.status == 201:
+                result.newKey = True
+            result.parse_headers(response)
+        except Exception as exc:
+            raise EtcdException(f"Unable to decode server response: {exc!r}") from exc
+        return result
