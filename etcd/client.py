@@ -143,8 +143,8 @@ class Client:
     ) -> None:
         self._endpoint_lock = threading.RLock()
         if srv_domain is not None:
-            ssl_names, hosts = discover_srv(srv_domain, getattr(self, "_dns_resolver", None))
-            if ssl_names:
+            hosts = self._discover(srv_domain)
+            if self._srv_https:
                 protocol = "https"
             host = hosts if allow_reconnect else hosts[0][0]
             if not allow_reconnect:
@@ -199,6 +199,16 @@ class Client:
         self._version: str | None = None
         self._cluster_version: str | None = None
         self._members: dict[str, dict[str, Any]] = {}
+
+    def _discover(self, domain: str) -> tuple[tuple[str, int], ...]:
+        """Find the members from the DNS SRV records of *domain* (compat §3.3).
+
+        :returns: ``(host, port)`` pairs, in RFC 2782 order.
+        :raises EtcdException: no records, or DNS failed.
+        """
+        https, hosts = discover_srv(domain, getattr(self, "_dns_resolver", None))
+        self._srv_https = https
+        return hosts
 
     @staticmethod
     def _check_settings(
