@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, Protocol
 
+from ._exceptions import EtcdException
+
 __all__ = ["EtcdResult"]
 
 
@@ -32,6 +34,12 @@ _NODE_PROPS: dict[str, Any] = {
 # The keys a server's node carries; a node made only of these can be copied
 # into an instance's __dict__ in one step.
 _PLAIN_NODE_KEYS = frozenset(_NODE_PROPS) | {"nodes"}
+
+
+def _iter_nodes(nodes: Any) -> Iterator[Any]:
+    if not isinstance(nodes, list):
+        raise EtcdException(f"Unable to decode server response: nodes is {nodes!r}")
+    return iter(nodes)
 
 
 class EtcdResult:
@@ -121,14 +129,17 @@ class EtcdResult:
         if not leaves_only:
             yield self
         make = self._child
-        stack = [iter(self._children)]
+        stack = [_iter_nodes(self._children)]
         while stack:
             for raw in stack[-1]:
-                child = make(raw)
+                try:
+                    child = make(raw)
+                except (AttributeError, TypeError) as exc:
+                    raise EtcdException(f"Unable to decode server response: {raw!r}") from exc
                 if child._children:
                     if not leaves_only:
                         yield child
-                    stack.append(iter(child._children))
+                    stack.append(_iter_nodes(child._children))
                     break
                 yield child
             else:

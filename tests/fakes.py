@@ -1,0 +1,608 @@
+"""A misbehaving HTTP server for the faults a real etcd cannot be made to produce.
+
+:class:`FakeServer` listens on ``127.0.0.1`` on a free port, in a background
+thread of the test process. Each request it receives is recorded as a
+:class:`Request` and answered with the next scripted :class:`Answer`:
+
+* :class:`Reply`: a complete response (``Reply.etcd`` adds etcd's headers);
+* :class:`Truncated`: a ``Content-Length`` larger than the body sent, then a close;
+* :class:`Chunked`: a chunked response that ends, stalls or hangs up after its
+  chunks; :func:`dropped_watch` is the empty 200 etcd sends to a watcher it drops;
+* :class:`HeadersThenStall`: the headers, then nothing until the server closes;
+* :class:`Stall`: no answer at all until the server closes;
+* :class:`Hangup`: the connection is closed without an answer.
+
+A script entry may also be a function of the :class:`Request` that returns
+the answer. When the script is exhausted, :attr:`FakeServer.default` answers.
+
+.. code-block:: python
+
+    with FakeServer(Reply.etcd({"action": "get", "node": {"key": "/a", "value": "1"}})) as fake:
+        with etcd.Client(host=fake.host, port=fake.port) as client:
+            assert client.read("/a").value == "1"
+        assert fake.requests[0].target == "/v2/keys/a"
+
+:func:`refusing_port` gives a port on which connections are refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import selectors
+import socket
+import struct
+import threading
+import urllib.parse
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any, Literal, Protocol
+
+__all__ = [
+    "DEFAULT_CLUSTER_ID",
+    "Answer",
+    "Chunked",
+    "FakeServer",
+    "Hangup",
+    "HeadersThenStall",
+    "Reply",
+    "Request",
+    "Responder",
+    "Stall",
+    "Truncated",
+    "dropped_watch",
+    "etcd_headers",
+    "refusing_port",
+]
+
+#: The cluster id :func:`etcd_headers` sends unless told otherwise.
+DEFAULT_CLUSTER_ID = "cdf818194e3a8c32"
+
+_MAX_LINE = 65536
+_MAX_HEADERS = 200
+
+
+def etcd_headers(
+    index: int = 1, *, cluster_id: str | None = DEFAULT_CLUSTER_ID, raft_index: int | None = None
+) -> dict[str, str]:
+    """The headers a real etcd v2 server puts on a keys answer.
+
+    :param index: the ``X-Etcd-Index``.
+    :param cluster_id: the ``X-Etcd-Cluster-Id``; ``None`` leaves it out.
+    :param raft_index: the ``X-Raft-Index``; ``index + 1`` by default.
+    """
+    headers = {
+        "Content-Type": "application/json",
+        "X-Etcd-Index": str(index),
+        "X-Raft-Index": str(index + 1 if raft_index is None else raft_index),
+        "X-Raft-Term": "2",
+    }
+    if cluster_id is not None:
+        headers["X-Etcd-Cluster-Id"] = cluster_id
+    return headers
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as the fake server received it.
+
+    :ivar method: ``"GET"``, ``"PUT"`` ...
+    :ivar target: the raw request target, e.g. ``"/v2/keys/a%20b?wait=true"``.
+    :ivar headers: the header lines in the order received.
+    :ivar body: the raw body (empty when none was sent).
+    """
+
+    method: str
+    target: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    @property
+    def path(self) -> str:
+        """The target before ``?``, still percent-encoded."""
+        return self.target.partition("?")[0]
+
+    @property
+    def query(self) -> str:
+        """The raw query string (``""`` when there is none)."""
+        return self.target.partition("?")[2]
+
+    @property
+    def params(self) -> dict[str, list[str]]:
+        """The decoded query string."""
+        return urllib.parse.parse_qs(self.query, keep_blank_values=True)
+
+    @property
+    def form(self) -> dict[str, list[str]]:
+        """The body decoded as ``application/x-www-form-urlencoded``."""
+        return urllib.parse.parse_qs(self.body.decode("utf-8"), keep_blank_values=True)
+
+    def header(self, name: str) -> str | None:
+        """The value of the first header called *name* (any case), or ``None``."""
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key.lower() == wanted:
+                return value
+        return None
+
+
+class _Connection:
+    """What an answer may do with the connection it answers on."""
+
+    def __init__(self, sock: socket.socket, closing: threading.Event) -> None:
+        self.sock = sock
+        self.closing = closing
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def send_head(
+        self, status: int, headers: Mapping[str, str], extra: Sequence[tuple[str, str]]
+    ) -> None:
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Unknown"
+        lines = [f"HTTP/1.1 {status} {reason}"]
+        given = {name.lower() for name in headers}
+        lines.extend(f"{name}: {value}" for name, value in headers.items())
+        lines.extend(f"{name}: {value}" for name, value in extra if name.lower() not in given)
+        self.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+    def wait_for_close(self) -> None:
+        """Block until the server closes."""
+        self.closing.wait()
+
+
+class Answer(Protocol):
+    """Something the fake server can do in response to a request."""
+
+    def play(self, conn: _Connection, request: Request) -> bool:
+        """Act on the connection; return whether it may serve another request."""
+        ...
+
+
+#: A script entry: an answer, or a function that picks one from the request.
+Responder = Answer | Callable[[Request], Answer]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A complete response with a ``Content-Length``.
+
+    :ivar status: the HTTP status.
+    :ivar body: the body, sent as is.
+    :ivar headers: headers to send; ``Content-Length`` is added unless given.
+    :ivar close: close the connection after the answer.
+    """
+
+    status: int = 200
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    close: bool = False
+
+    @classmethod
+    def json(
+        cls, payload: Any, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> Reply:
+        """A JSON body with ``Content-Type: application/json``."""
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        return cls(status, json.dumps(payload).encode("utf-8"), all_headers)
+
+    @classmethod
+    def etcd(
+        cls,
+        payload: Any,
+        status: int = 200,
+        *,
+        index: int = 1,
+        cluster_id: str | None = DEFAULT_CLUSTER_ID,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """A JSON body with the headers of a real etcd (see :func:`etcd_headers`)."""
+        all_headers = {**etcd_headers(index, cluster_id=cluster_id), **(headers or {})}
+        return cls(status, json.dumps(payload).encode("utf-8"), all_headers)
+
+    @classmethod
+    def text(cls, text: str, status: int = 200, headers: Mapping[str, str] | None = None) -> Reply:
+        """A UTF-8 plain-text body."""
+        all_headers = {"Content-Type": "text/plain; charset=utf-8", **(headers or {})}
+        return cls(status, text.encode("utf-8"), all_headers)
+
+    def play(self, conn: _Connection, request: Request) -> bool:
+        extra = [("Content-Length", str(len(self.body)))]
+        if self.close:
+            extra.append(("Connection", "close"))
+        conn.send_head(self.status, self.headers, extra)
+        if request.method != "HEAD":
+            conn.send(self.body)
+        return not self.close
+
+
+@dataclass(frozen=True)
+class Truncated:
+    """Headers announcing more body than is sent; the connection then closes.
+
+    :ivar body: the part of the body that is sent.
+    :ivar declared_length: the ``Content-Length``; ``len(body) + 100`` by default.
+    """
+
+    status: int = 200
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    declared_length: int | None = None
+
+    def play(self, conn: _Connection, request: Request) -> bool:
+        length = len(self.body) + 100 if self.declared_length is None else self.declared_length
+        if length <= len(self.body):
+            raise ValueError("a truncated answer must declare more than it sends")
+        conn.send_head(self.status, self.headers, [("Content-Length", str(length))])
+        conn.send(self.body)
+        return False
+
+
+@dataclass(frozen=True)
+class Chunked:
+    """A ``Transfer-Encoding: chunked`` response.
+
+    :ivar chunks: the chunks to send (empty ones are skipped: an empty chunk
+        would end the body).
+    :ivar then: after the chunks, ``"end"`` sends the final chunk (the body is
+        complete), ``"stall"`` sends nothing more until the server closes, and
+        ``"hangup"`` closes the connection mid-body.
+    """
+
+    status: int = 200
+    chunks: Sequence[bytes] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+    then: Literal["end", "stall", "hangup"] = "end"
+
+    def play(self, conn: _Connection, request: Request) -> bool:
+        conn.send_head(self.status, self.headers, [("Transfer-Encoding", "chunked")])
+        for chunk in self.chunks:
+            if chunk:
+                conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        if self.then == "end":
+            conn.send(b"0\r\n\r\n")
+            return True
+        if self.then == "stall":
+            conn.wait_for_close()
+        return False
+
+
+def dropped_watch(index: int = 1, *, cluster_id: str | None = DEFAULT_CLUSTER_ID) -> Chunked:
+    """What etcd sends a watcher it drops: chunked 200 headers, then an empty body."""
+    return Chunked(200, (), etcd_headers(index, cluster_id=cluster_id))
+
+
+@dataclass(frozen=True)
+class HeadersThenStall:
+    """The response headers (chunked, as a watch sends them), then nothing.
+
+    The connection stays silent until the server closes.
+    """
+
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def play(self, conn: _Connection, request: Request) -> bool:
+        return Chunked(self.status, (), self.headers, then="stall").play(conn, request)
+
+
+@dataclass(frozen=True)
+class Stall:
+    """Read the request, never answer, and hold the connection until the server closes."""
+
+    def play(self, conn: _Connection, request: Request) -> bool:
+        conn.wait_for_close()
+        return False
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """Close the connection without an answer.
+
+    :ivar reset: send a TCP reset instead of an orderly close.
+    """
+
+    reset: bool = False
+
+    def play(self, conn: _Connection, request: Request) -> bool:
+        if self.reset:
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        return False
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _read_request(rfile: Any) -> Request | None:
+    """Read one request from a connection; ``None`` when the peer closed first."""
+    line = rfile.readline(_MAX_LINE + 1)
+    while line in (b"\r\n", b"\n"):  # tolerated before a request line (RFC 9112 §2.2)
+        line = rfile.readline(_MAX_LINE + 1)
+    if not line:
+        return None
+    if len(line) > _MAX_LINE:
+        raise _BadRequest("request line too long")
+    parts = line.decode("latin-1").rstrip("\r\n").split(" ")
+    if len(parts) != 3:
+        raise _BadRequest(f"malformed request line {line!r}")
+    method, target, _version = parts
+    headers: list[tuple[str, str]] = []
+    while True:
+        line = rfile.readline(_MAX_LINE + 1)
+        if not line:
+            return None
+        if line in (b"\r\n", b"\n"):
+            break
+        if len(headers) >= _MAX_HEADERS or len(line) > _MAX_LINE:
+            raise _BadRequest("too many or too long headers")
+        name, sep, value = line.decode("latin-1").partition(":")
+        if not sep:
+            raise _BadRequest(f"malformed header line {line!r}")
+        headers.append((name.strip(), value.strip()))
+    lookup = {name.lower(): value for name, value in headers}
+    if "chunked" in lookup.get("transfer-encoding", "").lower():
+        body = _read_chunked(rfile)
+    else:
+        length = int(lookup.get("content-length", "0") or "0")
+        body = rfile.read(length) if length else b""
+        if len(body) != length:
+            return None
+    return Request(method, target, tuple(headers), body)
+
+
+def _read_chunked(rfile: Any) -> bytes:
+    body = bytearray()
+    while True:
+        size_line = rfile.readline(_MAX_LINE + 1)
+        size = int(size_line.split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            while rfile.readline(_MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return bytes(body)
+        body += rfile.read(size)
+        rfile.readline(_MAX_LINE + 1)
+
+
+class FakeServer:
+    """An HTTP server in a background thread that answers as it is scripted.
+
+    :param answers: the answers to the first requests, in order.
+    :param default: the answer once the script is used up; by default a
+        plain-text 599, which no client should take for a success.
+    :param host: the address to listen on.
+
+    Use it as a context manager, or call :meth:`start` and :meth:`close`.
+    Closing ends every stalled answer and every open connection, and waits
+    for the server's threads to finish. An unexpected error in one of them is
+    raised again by :meth:`close`.
+    """
+
+    def __init__(
+        self, *answers: Responder, default: Responder | None = None, host: str = "127.0.0.1"
+    ) -> None:
+        self._host = host
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._script: deque[Responder] = deque(answers)
+        self._default: Responder = default or Reply.text("fake server: nothing scripted\n", 599)
+        self._requests: list[Request] = []
+        self._connections = 0
+        self._errors: list[BaseException] = []
+        self._closing = threading.Event()
+        self._open: set[socket.socket] = set()
+        self._threads: list[threading.Thread] = []
+        self._listener: socket.socket | None = None
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._port = 0
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> FakeServer:
+        """Listen and start serving; returns once connections are being accepted."""
+        if self._listener is not None:
+            raise RuntimeError("the fake server is already started")
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((self._host, 0))
+        listener.listen(64)
+        listener.setblocking(False)
+        self._listener = listener
+        self._port = listener.getsockname()[1]
+        self._wake_r, self._wake_w = socket.socketpair()
+        ready = threading.Event()
+        thread = threading.Thread(
+            target=self._accept_loop, args=(ready,), name=f"fake-etcd:{self._port}", daemon=True
+        )
+        self._threads.append(thread)
+        thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("the fake server did not start")
+        return self
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop serving, end stalled answers, close every connection, join the threads.
+
+        :raises RuntimeError: a thread did not end within *timeout* seconds.
+        :raises BaseException: the first unexpected error of a server thread.
+        """
+        if self._listener is None or self._closing.is_set():
+            return
+        self._closing.set()
+        assert self._wake_w is not None
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        with self._lock:
+            still_open = list(self._open)
+        for sock in still_open:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        stuck = []
+        for thread in list(self._threads):
+            thread.join(timeout)
+            if thread.is_alive():
+                stuck.append(thread.name)
+        for own in (self._listener, self._wake_r, self._wake_w):
+            if own is not None:
+                own.close()
+        if stuck:
+            raise RuntimeError(f"fake server threads did not end: {', '.join(stuck)}")
+        if self._errors:
+            raise self._errors[0]
+
+    def __enter__(self) -> FakeServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- what tests use ----------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        """The address the server listens on."""
+        return self._host
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on (0 before :meth:`start`)."""
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``http://host:port``."""
+        return f"http://{self._host}:{self._port}"
+
+    @property
+    def requests(self) -> list[Request]:
+        """The requests received so far, oldest first (a copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def connections(self) -> int:
+        """How many connections have been accepted."""
+        with self._lock:
+            return self._connections
+
+    @property
+    def default(self) -> Responder:
+        """The answer used when the script is exhausted."""
+        with self._lock:
+            return self._default
+
+    @default.setter
+    def default(self, answer: Responder) -> None:
+        with self._lock:
+            self._default = answer
+
+    def script(self, *answers: Responder) -> None:
+        """Append answers to the script."""
+        with self._lock:
+            self._script.extend(answers)
+
+    @property
+    def pending(self) -> int:
+        """How many scripted answers have not been used yet."""
+        with self._lock:
+            return len(self._script)
+
+    def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[Request]:
+        """Wait until at least *count* requests have arrived, and return them all.
+
+        :raises TimeoutError: fewer arrived within *timeout* seconds.
+        """
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(self._requests) >= count, timeout):
+                raise TimeoutError(
+                    f"the fake server received {len(self._requests)} of {count} requests"
+                )
+            return list(self._requests)
+
+    # -- server threads ----------------------------------------------------
+
+    def _accept_loop(self, ready: threading.Event) -> None:
+        assert self._listener is not None and self._wake_r is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._listener, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            ready.set()
+            while not self._closing.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is not self._listener or self._closing.is_set():
+                        continue
+                    try:
+                        sock, _addr = self._listener.accept()
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    sock.setblocking(True)
+                    self._start_connection(sock)
+
+    def _start_connection(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self._closing.is_set():
+                sock.close()
+                return
+            self._connections += 1
+            self._open.add(sock)
+            thread = threading.Thread(
+                target=self._serve_connection,
+                args=(sock,),
+                name=f"fake-etcd:{self._port}:conn{self._connections}",
+                daemon=True,
+            )
+            self._threads.append(thread)
+        thread.start()
+
+    def _next_answer(self, request: Request) -> Answer:
+        with self._changed:
+            self._requests.append(request)
+            responder = self._script.popleft() if self._script else self._default
+            self._changed.notify_all()
+        if callable(responder):
+            return responder(request)
+        return responder
+
+    def _serve_connection(self, sock: socket.socket) -> None:
+        conn = _Connection(sock, self._closing)
+        try:
+            with sock.makefile("rb") as rfile:
+                while not self._closing.is_set():
+                    try:
+                        request = _read_request(rfile)
+                    except _BadRequest as exc:
+                        Reply.text(f"{exc}\n", 400, {"Connection": "close"}).play(
+                            conn, Request("GET", "/", (), b"")
+                        )
+                        return
+                    if request is None:
+                        return
+                    answer = self._next_answer(request)
+                    if not answer.play(conn, request):
+                        return
+                    if (request.header("connection") or "").lower() == "close":
+                        return
+        except OSError:
+            pass  # the client went away, or close() shut the socket down
+        except BaseException as exc:  # a bug in the fake or in a responder: report it
+            with self._lock:
+                self._errors.append(exc)
+        finally:
+            with self._lock:
+                self._open.discard(sock)
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+@contextlib.contextmanager
+def refusing_port(host: str = "127.0.0.1") -> Iterator[int]:
+    """A port that is bound but not listening, so connecting to it is refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        yield sock.getsockname()[1]

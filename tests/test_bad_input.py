@@ -1,0 +1,344 @@
+"""Awkward keys, values and options against a real etcd.
+
+Every key must reach exactly the key it names (compat §11 a), every value must
+come back as the text that was meant, and every mistake of the caller must be
+refused with a typed :class:`etcd.EtcdException` before it changes anything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import etcd
+
+from .fakes import FakeServer, Reply
+
+
+def leaf_keys(client: etcd.Client, prefix: str) -> set[str]:
+    """Every key below *prefix*, at any depth."""
+    try:
+        listing = client.read(prefix, recursive=True)
+    except etcd.EtcdKeyNotFound:
+        return set()
+    return {node.key for node in listing.leaves if node.key is not None and node.key != prefix}
+
+
+def raised(expected: type[etcd.EtcdException], call: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call and return the exception, which must be exactly of class *expected*."""
+    with pytest.raises(etcd.EtcdException) as info:
+        call(*args, **kwargs)
+    assert type(info.value) is expected, f"{type(info.value)!r}: {info.value}"
+    return info.value
+
+
+# --------------------------------------------------------------------------
+# Keys
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("x#1", id="hash"),
+        pytest.param("x?a=1", id="question-mark"),
+        pytest.param("50%", id="percent"),
+        pytest.param("%41", id="percent-escape"),
+        pytest.param("a%20b", id="percent-20"),
+        pytest.param("a b", id="space"),
+        pytest.param("a+b", id="plus"),
+        pytest.param("x&y=z;w", id="ampersand-semicolon"),
+        pytest.param("é", id="e-acute"),
+        pytest.param("日本", id="japanese"),
+        pytest.param("q\"'<>`{}|\\^", id="quotes-and-brackets"),
+        pytest.param("tab\tand\nnewline", id="control-characters"),
+    ],
+)
+def test_awkward_key_round_trips_and_addresses_only_itself(etcd_client, etcd_prefix, name):
+    key = f"{etcd_prefix}/{name}"
+    written = etcd_client.write(key, f"value of {name}")
+    assert written.key == key
+    assert written.newKey is True
+
+    read = etcd_client.read(key)
+    assert (read.key, read.value) == (key, f"value of {name}")
+    assert leaf_keys(etcd_client, etcd_prefix) == {key}
+
+    deleted = etcd_client.delete(key)
+    assert deleted.key == key
+    assert leaf_keys(etcd_client, etcd_prefix) == set()
+
+
+def test_hash_does_not_address_the_key_before_it(etcd_client, etcd_prefix):
+    etcd_client.write(f"{etcd_prefix}/x", "plain")
+    etcd_client.write(f"{etcd_prefix}/x#1", "hashed")
+    assert etcd_client.read(f"{etcd_prefix}/x").value == "plain"
+    assert etcd_client.read(f"{etcd_prefix}/x#1").value == "hashed"
+
+
+def test_question_mark_does_not_address_the_key_before_it(etcd_client, etcd_prefix):
+    etcd_client.write(f"{etcd_prefix}/x?a=1", "queried")
+    with pytest.raises(etcd.EtcdKeyNotFound):
+        etcd_client.read(f"{etcd_prefix}/x")
+    assert etcd_client.read(f"{etcd_prefix}/x?a=1").value == "queried"
+
+
+@pytest.mark.parametrize(
+    ("literal", "decoded"),
+    [("%41", "A"), ("a%20b", "a b"), ("a+b", "a b"), ("a%2Fb", "a/b")],
+)
+def test_percent_sequences_stay_literal(etcd_client, etcd_prefix, literal, decoded):
+    etcd_client.write(f"{etcd_prefix}/{literal}", "literal")
+    etcd_client.write(f"{etcd_prefix}/{decoded}", "decoded")
+    assert etcd_client.read(f"{etcd_prefix}/{literal}").value == "literal"
+    assert etcd_client.read(f"{etcd_prefix}/{decoded}").value == "decoded"
+    assert leaf_keys(etcd_client, etcd_prefix) == {
+        f"{etcd_prefix}/{literal}",
+        f"{etcd_prefix}/{decoded}",
+    }
+
+
+def test_double_slash_collapses_to_one_key(etcd_client, etcd_prefix):
+    # Unnormalised, the server would answer 301 and not apply the PUT.
+    written = etcd_client.write(f"{etcd_prefix}//a//b", "v")
+    assert (written.action, written.key) == ("set", f"{etcd_prefix}/a/b")
+    assert etcd_client.read(f"{etcd_prefix}/a/b").value == "v"
+    assert etcd_client.read(f"{etcd_prefix}/a///b").value == "v"
+    assert leaf_keys(etcd_client, etcd_prefix) == {f"{etcd_prefix}/a/b"}
+
+
+def test_trailing_slash_names_the_same_key(etcd_client, etcd_prefix):
+    written = etcd_client.write(f"{etcd_prefix}/t/", "v")
+    # the server keeps keys without a trailing slash
+    assert written.key == f"{etcd_prefix}/t"
+    assert etcd_client.read(f"{etcd_prefix}/t").value == "v"
+    assert etcd_client.read(f"{etcd_prefix}/t/").value == "v"
+    assert leaf_keys(etcd_client, etcd_prefix) == {f"{etcd_prefix}/t"}
+
+
+@pytest.mark.parametrize("key", ["/", "//", "///", ""])
+def test_a_key_of_only_slashes_is_the_root(etcd_client, key):
+    root = etcd_client.read(key)
+    assert (root.key, root.dir) == (None, True)
+    exc = raised(etcd.EtcdRootReadOnly, etcd_client.write, key, "x")
+    assert exc.error_code == 107
+    raised(etcd.EtcdRootReadOnly, etcd_client.delete, key)
+
+
+def test_only_slashes_after_a_prefix_name_the_prefix(etcd_client, etcd_prefix):
+    etcd_client.write(f"{etcd_prefix}/child", "v")
+    assert etcd_client.read(f"{etcd_prefix}///").key == etcd_prefix
+    # the prefix is a directory, so a value cannot be written to it
+    raised(etcd.EtcdNotFile, etcd_client.write, f"{etcd_prefix}///", "x")
+    assert leaf_keys(etcd_client, etcd_prefix) == {f"{etcd_prefix}/child"}
+
+
+@pytest.mark.parametrize(
+    "key", [5, None, b"/bytes", ("a",)], ids=["int", "None", "bytes", "tuple"]
+)
+@pytest.mark.parametrize("method", ["read", "write", "delete"])
+def test_non_str_key_is_a_type_error(etcd_client, etcd_prefix, method, key):
+    args = (key, "v") if method == "write" else (key,)
+    exc = raised(etcd.EtcdTypeError, getattr(etcd_client, method), *args)
+    assert isinstance(exc, TypeError)
+    assert "str" in str(exc)
+    assert leaf_keys(etcd_client, etcd_prefix) == set()
+
+
+# --------------------------------------------------------------------------
+# Values
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        pytest.param(5, "5", id="int"),
+        pytest.param(1.5, "1.5", id="float"),
+        pytest.param(True, "True", id="bool-as-0.4.5"),
+        pytest.param("héllo 日本 ☃", "héllo 日本 ☃", id="non-ascii"),
+        pytest.param("a\nb\t\"c\" 'd' &e=f+g%20", "a\nb\t\"c\" 'd' &e=f+g%20", id="specials"),
+        pytest.param("", "", id="empty-string"),
+        pytest.param("caf\xe9".encode(), "café", id="utf8-bytes"),
+        pytest.param(bytearray(b"plain"), "plain", id="bytearray"),
+    ],
+)
+def test_value_is_stored_as_text(etcd_client, etcd_prefix, value, stored):
+    key = f"{etcd_prefix}/v"
+    assert etcd_client.write(key, value).value == stored
+    assert etcd_client.read(key).value == stored
+
+
+def test_value_none_stores_an_empty_string(etcd_client, etcd_prefix):
+    """``write(key, None)`` sends no value, and etcd stores ``""``."""
+    key = f"{etcd_prefix}/v"
+    assert etcd_client.write(key, None).value == ""
+    read = etcd_client.read(key)
+    assert (read.value, read.dir) == ("", False)
+
+
+def test_one_mebibyte_value_round_trips_exactly(etcd_client, etcd_prefix):
+    block = "".join(chr(c) for c in range(32, 127)) + "\n&=+%"
+    value = (block * ((1 << 20) // len(block) + 1))[: 1 << 20]
+    assert len(value.encode()) == 1 << 20
+    key = f"{etcd_prefix}/big"
+    etcd_client.write(key, value)
+    assert etcd_client.read(key).value == value
+
+
+@pytest.mark.parametrize("value", [b"\xff\xfe", bytearray(b"ok\x80")], ids=["bytes", "bytearray"])
+def test_undecodable_bytes_are_refused_and_nothing_is_written(etcd_client, etcd_prefix, value):
+    key = f"{etcd_prefix}/v"
+    exc = raised(etcd.EtcdValueError, etcd_client.write, key, value)
+    assert "base64" in str(exc)
+    with pytest.raises(etcd.EtcdKeyNotFound):
+        etcd_client.read(key)
+
+
+def test_directory_with_a_value_is_refused_before_io(etcd_client, etcd_prefix):
+    key = f"{etcd_prefix}/d"
+    exc = raised(etcd.EtcdException, etcd_client.write, key, "v", dir=True)
+    assert str(exc) == "Cannot create a directory with a value"
+    with pytest.raises(etcd.EtcdKeyNotFound):
+        etcd_client.read(key)
+
+
+# --------------------------------------------------------------------------
+# Misspelled options: never a blind write
+
+
+def test_misspelled_prev_value_writes_nothing(etcd_client, etcd_prefix):
+    key = f"{etcd_prefix}/k"
+    etcd_client.write(key, "old")
+    exc = raised(etcd.EtcdTypeError, etcd_client.write, key, "new", prevvalue="x")
+    assert isinstance(exc, TypeError)
+    assert "prevvalue" in str(exc)
+    assert "did you mean 'prevValue'" in str(exc)
+    assert etcd_client.read(key).value == "old"
+
+
+@pytest.mark.parametrize(
+    ("options", "hint"),
+    [
+        ({"prevexist": False}, "prevExist"),
+        ({"previndex": 1}, "prevIndex"),
+        ({"ttl": 5, "refersh": True}, "refresh"),
+    ],
+)
+def test_other_misspelled_write_options_write_nothing(etcd_client, etcd_prefix, options, hint):
+    key = f"{etcd_prefix}/k"
+    etcd_client.write(key, "old")
+    exc = raised(etcd.EtcdTypeError, etcd_client.write, key, "new", **options)
+    assert f"did you mean {hint!r}" in str(exc)
+    read = etcd_client.read(key)
+    assert (read.value, read.ttl) == ("old", None)
+
+
+def test_delete_with_prev_exist_deletes_nothing(etcd_client, etcd_prefix):
+    # v2 DELETE has no prevExist condition: accepting it would delete blindly.
+    key = f"{etcd_prefix}/k"
+    etcd_client.write(key, "old")
+    exc = raised(etcd.EtcdTypeError, etcd_client.delete, key, prevExist=True)
+    assert isinstance(exc, TypeError)
+    assert "prevExist" in str(exc)
+    assert etcd_client.read(key).value == "old"
+
+
+def test_delete_with_misspelled_condition_deletes_nothing(etcd_client, etcd_prefix):
+    key = f"{etcd_prefix}/k"
+    etcd_client.write(key, "old")
+    exc = raised(etcd.EtcdTypeError, etcd_client.delete, key, prevvalue="other")
+    assert "did you mean 'prevValue'" in str(exc)
+    assert etcd_client.read(key).value == "old"
+
+
+def test_misspelled_read_option_is_refused(etcd_client, etcd_prefix):
+    key = f"{etcd_prefix}/k"
+    etcd_client.write(key, "v")
+    exc = raised(etcd.EtcdTypeError, etcd_client.read, key, recursve=True)
+    assert isinstance(exc, TypeError)
+    assert "did you mean 'recursive'" in str(exc)
+
+
+# --------------------------------------------------------------------------
+# Server-side validation
+
+
+@pytest.mark.parametrize(
+    ("value", "options", "code", "words"),
+    [
+        pytest.param("v", {"ttl": "abc"}, 202, "TTL", id="ttl-not-a-number"),
+        pytest.param("v", {"prevIndex": "abc"}, 203, "index", id="prev-index-not-a-number"),
+        pytest.param("v", {"prevValue": ""}, 201, "PrevValue", id="empty-prev-value"),
+        pytest.param(
+            "v", {"ttl": 5, "refresh": True, "prevExist": True}, 211, "refresh", id="refresh-value"
+        ),
+        pytest.param(None, {"refresh": True, "prevExist": True}, 212, "TTL", id="refresh-no-ttl"),
+    ],
+)
+def test_server_validation_errors_are_value_errors(
+    etcd_client, etcd_prefix, value, options, code, words
+):
+    key = f"{etcd_prefix}/k"
+    etcd_client.write(key, "old")
+    exc = raised(etcd.EtcdValueError, etcd_client.write, key, value, **options)
+    assert exc.payload["errorCode"] == code
+    assert exc.error_code == code
+    assert exc.payload["status"] == 400
+    assert words in str(exc)
+    read = etcd_client.read(key)
+    assert (read.value, read.ttl) == ("old", None)
+
+
+def test_delete_with_a_non_numeric_prev_index_is_a_value_error(etcd_client, etcd_prefix):
+    key = f"{etcd_prefix}/k"
+    etcd_client.write(key, "old")
+    exc = raised(etcd.EtcdValueError, etcd_client.delete, key, prevIndex="abc")
+    assert exc.error_code == 203
+    assert etcd_client.read(key).value == "old"
+
+
+# --------------------------------------------------------------------------
+# Constructor
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected", "words"),
+    [
+        pytest.param({"host": ["a"]}, etcd.EtcdTypeError, "host", id="host-list"),
+        pytest.param({"port": "2379"}, etcd.EtcdTypeError, "port", id="port-str"),
+        pytest.param({"port": 0}, etcd.EtcdValueError, "port", id="port-zero"),
+        pytest.param({"protocol": "ftp"}, etcd.EtcdValueError, "protocol", id="protocol-ftp"),
+        pytest.param({"read_timeout": -1}, etcd.EtcdValueError, "read_timeout", id="timeout"),
+    ],
+)
+def test_bad_constructor_input_is_refused(kwargs, expected, words):
+    exc = raised(expected, etcd.Client, **kwargs)
+    assert words in str(exc)
+
+
+def machines_answer(fake: FakeServer) -> Reply:
+    return Reply.text(fake.url)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        pytest.param({"port": "2379"}, id="port-str"),
+        pytest.param({"protocol": "ftp"}, id="protocol-ftp"),
+        pytest.param({"read_timeout": -1}, id="timeout"),
+        pytest.param({"per_host_pool_size": 0}, id="pool-size"),
+    ],
+)
+def test_bad_constructor_input_is_refused_before_any_io(kwargs):
+    # With allow_reconnect, a valid constructor asks its host for the members.
+    with FakeServer() as fake:
+        fake.default = machines_answer(fake)
+        hosts = (("127.0.0.1", fake.port),)
+        with pytest.raises(etcd.EtcdException):
+            etcd.Client(host=hosts, allow_reconnect=True, **kwargs)
+        assert fake.connections == 0
+        assert fake.requests == []
+
+        with etcd.Client(host=hosts, allow_reconnect=True):
+            pass
+        assert [r.path for r in fake.requests] == ["/v2/machines"]
