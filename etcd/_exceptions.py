@@ -182,6 +182,13 @@ class EtcdConnectionFailed(EtcdException):
 class EtcdWatchTimedOut(EtcdConnectionFailed):
     """A watch saw no event before its timeout."""
 
+    #: The ``X-Etcd-Index`` the server sent when the watch started, or ``None``
+    #: when the timeout came before the headers. Nothing the watch was waiting
+    #: for happened up to this index, so a new watch may start after it.
+    #:
+    #: .. versionadded:: 0.5.0
+    etcd_index: int | None = None
+
 
 class EtcdInsufficientPermissions(EtcdException):
     """Authentication is needed, failed, or the user lacks the rights (etcd error 110)."""

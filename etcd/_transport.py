@@ -16,6 +16,7 @@ import enum
 import http.client
 import logging
 import ssl
+from collections.abc import Mapping
 from typing import Any
 
 import urllib3
@@ -26,8 +27,10 @@ __all__ = [
     "FailureKind",
     "classify",
     "describe",
+    "etcd_index_of",
     "make_pool_manager",
     "no_retries",
+    "remember_headers",
     "resolve_timeout",
 ]
 
@@ -78,6 +81,22 @@ def classify(exc: BaseException, *, watching: bool) -> FailureKind:
     ):
         return FailureKind.NOT_SENT
     return FailureKind.SENT
+
+
+def remember_headers(exc: BaseException, headers: Mapping[str, str]) -> None:
+    """Keep the headers of a response whose body failed, on the error itself."""
+    exc.__dict__["_etcd_headers"] = headers
+
+
+def etcd_index_of(exc: BaseException) -> int | None:
+    """The ``X-Etcd-Index`` of the response whose body failed with *exc*, if any."""
+    headers = exc.__dict__.get("_etcd_headers")
+    if headers is None:
+        return None
+    try:
+        return int(headers.get("x-etcd-index", ""))
+    except ValueError:
+        return None
 
 
 def describe(exc: BaseException) -> str:

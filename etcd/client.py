@@ -7,14 +7,16 @@ request keeps its retry state in local variables.
 
 from __future__ import annotations
 
+import base64
 import contextvars
+import copy
 import difflib
 import json
 import logging
 import threading
 import urllib.parse
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import urllib3
 
@@ -32,6 +34,9 @@ from ._exceptions import (
     raise_for_body,
 )
 from ._result import EtcdResult
+
+if TYPE_CHECKING:
+    from .watch import Watcher
 
 __all__ = ["Client"]
 
@@ -232,19 +237,23 @@ class Client:
                 f"host must be a string, or a tuple of (host, port) pairs; "
                 f"got {type(host).__name__} {host!r}"
             )
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            raise EtcdValueError(f"port must be an integer from 1 to 65535, not {port!r}")
+        if isinstance(port, bool) or not isinstance(port, int):
+            raise EtcdTypeError(f"port must be an int, not {type(port).__name__} {port!r}")
+        if not 0 < port < 65536:
+            raise EtcdValueError(f"port must be from 1 to 65535, not {port!r}")
         if protocol not in ("http", "https"):
             raise EtcdValueError(f"protocol must be 'http' or 'https', not {protocol!r}")
-        if (
-            isinstance(read_timeout, bool)
-            or not isinstance(read_timeout, (int, float))
-            or read_timeout < 0
-        ):
+        if isinstance(read_timeout, bool) or not isinstance(read_timeout, (int, float)):
+            raise EtcdTypeError(
+                f"read_timeout must be a number of seconds, not {type(read_timeout).__name__}"
+            )
+        if read_timeout < 0:
             raise EtcdValueError(
                 f"read_timeout must be a number of seconds (0 waits forever), not {read_timeout!r}"
             )
-        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int):
+            raise EtcdTypeError(f"per_host_pool_size must be an int, not {pool_size!r}")
+        if pool_size < 1:
             raise EtcdValueError(
                 f"per_host_pool_size must be a positive integer, not {pool_size!r}"
             )
@@ -308,6 +317,29 @@ class Client:
         """Close the pooled connections. Idempotent; the client stays usable."""
         if self.http is not None:
             self.http.clear()
+
+    def clone(self, *, per_host_pool_size: int | None = None) -> Client:
+        """A new client with the same settings, members and user, and its own connections.
+
+        No network I/O is done. The copy is of the same class, so subclasses
+        that override :meth:`api_execute` keep their behaviour.
+
+        :param per_host_pool_size: connections the copy keeps to each member;
+            the same as this client's by default.
+
+        .. versionadded:: 0.5.0
+        """
+        twin = copy.copy(self)
+        twin._endpoint_lock = threading.RLock()
+        with self._endpoint_lock:
+            twin._base_uri = self._base_uri
+            twin._machines_cache = list(self._machines_cache)
+        pool_kw = dict(self.http.connection_pool_kw)
+        if per_host_pool_size is not None:
+            pool_kw["maxsize"] = per_host_pool_size
+        twin.http = urllib3.PoolManager(num_pools=10, **pool_kw)
+        twin._members = {}
+        return twin
 
     def __enter__(self) -> Client:
         return self
@@ -711,19 +743,50 @@ class Client:
     ) -> Iterator[EtcdResult]:
         """Yield every change of *key* from *index* on, forever.
 
-        A watcher the server dropped is re-established from the same index.
+        .. versionchanged:: 0.5.0
+           It runs on a :meth:`watcher`: long polls are bounded, a dropped
+           watch or connection is re-established from the same index, and it
+           uses a connection of its own.
 
         :raises EtcdEventIndexCleared: the next index has left the server's history.
         """
-        local_index = index
-        while True:
-            try:
-                response = self.watch(key, index=local_index, timeout=0, recursive=recursive)
-            except EtcdWatcherCleared:
-                continue
-            if response.modifiedIndex is not None:
-                local_index = response.modifiedIndex + 1
-            yield response
+        with self.watcher(key, index=index, recursive=bool(recursive)) as watcher:
+            yield from watcher
+
+    def watcher(
+        self,
+        key: str,
+        *,
+        recursive: bool = False,
+        index: int | None = None,
+        snapshots: bool = False,
+        poll_timeout: float = 30.0,
+    ) -> Watcher:
+        """Watch *key* for every change, exactly once and in order.
+
+        See :class:`etcd.watch.Watcher` for what it survives and guarantees.
+
+        :param key: the key or directory to watch.
+        :param recursive: also report changes below *key*.
+        :param index: the first etcd index to report; ``None`` is the next change.
+        :param snapshots: yield a :class:`etcd.watch.Snapshot` and go on when the
+            server's history has moved past the watcher, instead of raising
+            :class:`etcd.EtcdEventIndexCleared`.
+        :param poll_timeout: the longest one long poll lasts, in seconds.
+        :returns: an iterator of events that is also a context manager.
+
+        .. versionadded:: 0.5.0
+        """
+        from .watch import Watcher
+
+        return Watcher(
+            self,
+            key,
+            recursive=recursive,
+            index=index,
+            snapshots=snapshots,
+            poll_timeout=poll_timeout,
+        )
 
     # ------------------------------------------------------------------
     # Requests
@@ -731,7 +794,9 @@ class Client:
     def _get_headers(self) -> dict[str, str]:
         """The authorization header, when a user is set."""
         if self.username is not None and self.password is not None:
-            return dict(urllib3.make_headers(basic_auth=f"{self.username}:{self.password}"))
+            # RFC 7617: UTF-8, which is how etcd stores what its JSON API was given
+            token = base64.b64encode(f"{self.username}:{self.password}".encode())
+            return {"authorization": "Basic " + token.decode("ascii")}
         return {}
 
     def api_execute(
@@ -792,7 +857,9 @@ class Client:
             except _transport.TRANSPORT_ERRORS as exc:
                 kind = _transport.classify(exc, watching=watching)
                 if kind is _transport.FailureKind.WATCH_TIMEOUT:
-                    raise EtcdWatchTimedOut(f"Watch timed out: {exc!r}", cause=exc) from exc
+                    timed_out = EtcdWatchTimedOut(f"Watch timed out: {exc!r}", cause=exc)
+                    timed_out.etcd_index = _transport.etcd_index_of(exc)
+                    raise timed_out from exc
                 if kind is _transport.FailureKind.SENT and not idempotent:
                     raise EtcdConnectionFailed(
                         f"{method} {path} reached {base} but failed before an answer "
@@ -837,7 +904,11 @@ class Client:
             )
         try:
             self._check_cluster_id(response)
-            response.data  # noqa: B018 - read the whole body while errors are transport errors
+            try:
+                response.data  # noqa: B018 - read the body while its errors are transport errors
+            except _transport.TRANSPORT_ERRORS as exc:
+                _transport.remember_headers(exc, response.headers)
+                raise
         finally:
             response.release_conn()
         return self._handle_server_response(response)
@@ -852,7 +923,7 @@ class Client:
                 self.expected_cluster_id = cluster_id
                 return
             self.expected_cluster_id = cluster_id
-        response.drain_conn()
+        response.close()  # a watch's body may never come: do not wait for it
         self.http.clear()
         raise EtcdClusterIdChanged(f"The UUID of the cluster changed from {old} to {cluster_id}.")
 

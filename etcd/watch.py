@@ -1,0 +1,281 @@
+"""Watching a key or a tree without losing events.
+
+A :class:`Watcher` is an iterator of the changes of a key (or, with
+``recursive=True``, of everything below it), each exactly once and in index
+order::
+
+    with client.watcher("/config", recursive=True) as watcher:
+        for event in watcher:
+            print(event.action, event.key, event.value)
+
+What it survives, so that its caller does not have to:
+
+* a long poll that times out: it watches again, and moves its index up to the
+  server's ``X-Etcd-Index`` so that unrelated writes cannot push it out of the
+  server's 1,000-event history while it waits;
+* the server ending a long poll without an event (an empty body, or error 400
+  "watcher cleared"): it watches again from the same index;
+* a dropped, stale or silently dead connection (each poll is bounded by
+  ``poll_timeout`` and the connection uses TCP keep-alive), and the member it
+  watches dying: it retries with backoff and, with ``allow_reconnect``, fails
+  over to another member, continuing from the same index.
+
+What it cannot do is make the server keep history it has dropped. When the
+next index has left the history (error 401), a watcher raises
+:class:`etcd.EtcdEventIndexCleared` by default; with ``snapshots=True`` it
+instead reads the key or tree again and yields a :class:`Snapshot` of it,
+then continues with the events after the snapshot, so that a consumer that
+applies snapshots and events always converges to the server's state.
+
+Each watcher has a connection of its own, so long polls never take pooled
+connections from the client's ordinary requests. :meth:`Watcher.stop` may be
+called from any thread; the iteration then ends within a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from ._exceptions import (
+    EtcdConnectionFailed,
+    EtcdEventIndexCleared,
+    EtcdKeyNotFound,
+    EtcdWatcherCleared,
+    EtcdWatchTimedOut,
+)
+from ._result import EtcdResult
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["Snapshot", "Watcher"]
+
+log = logging.getLogger(__name__)
+
+_RETRY_FIRST = 0.05
+_RETRY_MAX = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """The whole state of the watched key or tree, read again.
+
+    A watcher in ``snapshots=True`` mode yields one when the server's history
+    has moved past it. Replace what you know with it; the events that follow
+    are the changes after :attr:`index`.
+
+    .. versionadded:: 0.5.0
+    """
+
+    #: The key or directory as read (recursively for a recursive watcher), or
+    #: ``None`` when it does not exist.
+    result: EtcdResult | None
+    #: The etcd index the snapshot reflects.
+    index: int
+
+
+class _Connections:
+    """The sockets of one watcher, so that another thread can interrupt them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: set[HTTPConnection] = set()
+
+    def add(self, conn: HTTPConnection) -> None:
+        with self._lock:
+            self._open = {c for c in self._open if c.sock is not None}
+            self._open.add(conn)
+
+    def interrupt(self) -> None:
+        with self._lock:
+            connections = list(self._open)
+        for conn in connections:
+            sock = conn.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):  # already closed
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+def _keepalive_options() -> list[tuple[int, int, int | bytes]]:
+    options: list[tuple[int, int, int | bytes]] = [
+        *HTTPConnection.default_socket_options,
+        (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+    ]
+    for name, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, name):
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    return options
+
+
+def _own_pool_manager(pool_kw: dict[str, Any], connections: _Connections) -> urllib3.PoolManager:
+    """A one-connection-per-member pool whose sockets *connections* can interrupt."""
+
+    class _HTTP(HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            connections.add(self)
+
+    class _HTTPS(HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            connections.add(self)
+
+    class _Pool(HTTPConnectionPool):
+        ConnectionCls = _HTTP
+
+    class _SecurePool(HTTPSConnectionPool):
+        ConnectionCls = _HTTPS
+
+    kw = {**pool_kw, "maxsize": 1, "socket_options": _keepalive_options()}
+    manager = urllib3.PoolManager(num_pools=4, **kw)
+    manager.pool_classes_by_scheme = {"http": _Pool, "https": _SecurePool}
+    return manager
+
+
+class Watcher(Iterator["EtcdResult | Snapshot"]):
+    """Every change of a key or tree, exactly once and in index order.
+
+    Create one with :meth:`etcd.Client.watcher`.
+
+    :param client: the client whose settings and members to use; the watcher
+        makes its own connection.
+    :param key: the key or directory to watch.
+    :param recursive: also report changes below *key* (needed for a directory).
+    :param index: the first etcd index to report; ``None`` starts with the
+        next change.
+    :param snapshots: when the server's history has moved past the watcher,
+        yield a :class:`Snapshot` and go on instead of raising
+        :class:`etcd.EtcdEventIndexCleared`.
+    :param poll_timeout: the longest a single long poll may last, in seconds;
+        a connection that died silently is noticed within it.
+
+    Iterating yields :class:`etcd.EtcdResult` events (and, with *snapshots*,
+    :class:`Snapshot` items) until :meth:`stop` is called.
+
+    :raises etcd.EtcdEventIndexCleared: (from iteration, without *snapshots*)
+        the next index has left the server's history; re-read the key and
+        watch from the read's ``etcd_index + 1``.
+    :raises etcd.EtcdClusterIdChanged: the members now belong to another
+        cluster, whose indexes mean nothing to this watcher.
+
+    .. versionadded:: 0.5.0
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        key: str,
+        *,
+        recursive: bool = False,
+        index: int | None = None,
+        snapshots: bool = False,
+        poll_timeout: float = 30.0,
+    ) -> None:
+        if poll_timeout <= 0:
+            raise ValueError("poll_timeout must be a positive number of seconds")
+        self._key = key
+        self._recursive = recursive
+        self._next_index = index or None
+        self._snapshots = snapshots
+        self._poll_timeout = poll_timeout
+        self._stopped = threading.Event()
+        self._connections = _Connections()
+        self._conn = client.clone()
+        self._conn.http = _own_pool_manager(self._conn.http.connection_pool_kw, self._connections)
+
+    @property
+    def key(self) -> str:
+        """The watched key."""
+        return self._key
+
+    @property
+    def next_index(self) -> int | None:
+        """The etcd index the next event will have at least; ``None`` until known."""
+        return self._next_index
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stopped.is_set()
+
+    def stop(self) -> None:
+        """End the iteration, from any thread; a waiting ``next()`` returns promptly."""
+        self._stopped.set()
+        self._connections.interrupt()
+
+    def close(self) -> None:
+        """Stop and release the watcher's connection."""
+        self.stop()
+        self._conn.close()
+
+    def __enter__(self) -> Watcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Watcher:
+        return self
+
+    def __next__(self) -> EtcdResult | Snapshot:
+        delay = _RETRY_FIRST
+        need_snapshot = False
+        while True:
+            if self._stopped.is_set():
+                self._conn.close()
+                raise StopIteration
+            try:
+                if need_snapshot:
+                    return self._snapshot()
+                event = self._conn.watch(
+                    self._key,
+                    index=self._next_index,
+                    timeout=self._poll_timeout,
+                    recursive=self._recursive,
+                )
+            except EtcdWatchTimedOut as exc:
+                if exc.etcd_index is not None:
+                    # Nothing we wait for happened up to the index the poll started at.
+                    self._next_index = max(self._next_index or 0, exc.etcd_index + 1)
+                continue
+            except EtcdWatcherCleared:
+                continue  # the server dropped the long poll; ask again from the same index
+            except EtcdEventIndexCleared:
+                if not self._snapshots:
+                    raise
+                need_snapshot = True
+                continue
+            except EtcdConnectionFailed as exc:
+                if self._stopped.is_set():
+                    continue
+                log.warning("Watch of %s failed, retrying in %.2fs: %s", self._key, delay, exc)
+                self._stopped.wait(delay)
+                delay = min(delay * 2, _RETRY_MAX)
+                continue
+            modified = event.modifiedIndex
+            if modified is None:
+                return event
+            if self._next_index is not None and modified < self._next_index:
+                continue  # seen already
+            self._next_index = modified + 1
+            return event
+
+    def _snapshot(self) -> Snapshot:
+        try:
+            result: EtcdResult | None = self._conn.read(self._key, recursive=self._recursive)
+            index = result.etcd_index  # type: ignore[union-attr]
+        except EtcdKeyNotFound as exc:
+            result = None
+            index = int(exc.payload["index"])
+        self._next_index = index + 1
+        return Snapshot(result, index)
