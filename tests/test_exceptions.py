@@ -55,7 +55,7 @@ CODES = {
     108: etcd.EtcdDirNotEmpty,
     109: etcd.EtcdException,
     110: etcd.EtcdInsufficientPermissions,
-    **{code: etcd.EtcdValueError for code in range(200, 213)},
+    **dict.fromkeys(range(200, 213), etcd.EtcdValueError),
     300: etcd.EtcdRaftInternalError,
     301: etcd.EtcdLeaderElectionInProgress,
     400: etcd.EtcdWatcherCleared,
@@ -75,9 +75,11 @@ def test_error_code_table(code):
 
 
 def test_status_overrides_the_code():
-    with pytest.raises(etcd.EtcdKeyNotFound, match="^auth: User nope does not exist. : None$"):
+    with pytest.raises(etcd.EtcdKeyNotFound, match=r"^auth: User nope does not exist\. : None$"):
         etcd.EtcdError.handle({"message": "auth: User nope does not exist.", "status": 404})
-    with pytest.raises(etcd.EtcdInsufficientPermissions, match="^Insufficient credentials : None$"):
+    with pytest.raises(
+        etcd.EtcdInsufficientPermissions, match=r"^Insufficient credentials : None$"
+    ):
         etcd.EtcdError.handle({"message": "Insufficient credentials", "status": 401})
     with pytest.raises(etcd.EtcdKeyNotFound):
         etcd.EtcdError.handle({"errorCode": 101, "message": "x", "status": 404})

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import etcd
 
-LISTING = {
+LISTING: dict[str, Any] = {
     "action": "get",
     "node": {
         "key": "/dir",
@@ -60,7 +62,11 @@ def test_get_subtree_depth_first_in_server_order():
     assert [n.key for n in leaves] == ["/dir/a", "/dir/sub/x", "/dir/sub/empty", "/dir/t"]
     assert [n.key for n in result.children] == [n.key for n in leaves]
     ttl_leaf = leaves[-1]
-    assert (ttl_leaf.ttl, ttl_leaf.expiration, ttl_leaf.value) == (9, "2026-11-26T20:00:00.5Z", "3")
+    assert (ttl_leaf.ttl, ttl_leaf.expiration, ttl_leaf.value) == (
+        9,
+        "2026-11-26T20:00:00.5Z",
+        "3",
+    )
     assert all(leaf.action is None for leaf in leaves)
 
 
@@ -88,7 +94,7 @@ def test_a_leaf_and_an_empty_directory_yield_themselves():
 
 
 def test_prev_node():
-    body = {
+    body: dict[str, Any] = {
         "action": "set",
         "node": {"key": "/k", "value": "new", "modifiedIndex": 9, "createdIndex": 9},
         "prevNode": {"key": "/k", "value": "old", "modifiedIndex": 8, "createdIndex": 8},
@@ -99,7 +105,7 @@ def test_prev_node():
 
 
 def test_directory_ttl_quirk_forces_dir():
-    body = {
+    body: dict[str, Any] = {
         "action": "update",
         "node": {"key": "/d", "ttl": 5, "modifiedIndex": 9, "createdIndex": 3},
         "prevNode": {"key": "/d", "dir": True, "modifiedIndex": 3, "createdIndex": 3},
@@ -111,7 +117,8 @@ def test_equality_ignores_action_and_indexes_but_not_type():
     a = etcd.EtcdResult("get", {"key": "/k", "value": "v", "modifiedIndex": 1})
     b = etcd.EtcdResult("set", {"key": "/k", "value": "v", "modifiedIndex": 1})
     c = etcd.EtcdResult("get", {"key": "/k", "value": "w", "modifiedIndex": 1})
-    assert a == b and not a != b
+    assert a == b
+    assert not a != b  # noqa: SIM202 - __ne__ is part of the contract
     assert a != c
 
     class Sub(etcd.EtcdResult):
