@@ -11,11 +11,13 @@ import base64
 import contextvars
 import copy
 import difflib
+import functools
 import json
 import logging
+import re
 import threading
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import urllib3
@@ -67,7 +69,12 @@ def _unknown_options(method: str, given: Iterator[str] | Any, allowed: set[str])
     )
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.~/-]*")
+
+
 def _quote_key(key: str) -> str:
+    if _PLAIN_KEY.fullmatch(key):
+        return key  # nothing to quote: the common case, kept cheap
     return "/".join(urllib.parse.quote(part, safe="") for part in key.split("/"))
 
 
@@ -553,9 +560,10 @@ class Client:
            ``idempotent`` are new.
         """
         options = self._comparison_conditions
-        unknown = kwdargs.keys() - options - {"timeout", "idempotent", "_endpoint"}
-        if unknown:
-            _unknown_options("write", unknown, options | {"timeout", "idempotent"})
+        if kwdargs:
+            unknown = kwdargs.keys() - options - {"timeout", "idempotent", "_endpoint"}
+            if unknown:
+                _unknown_options("write", unknown, options | {"timeout", "idempotent"})
         if dir and value:
             raise EtcdException("Cannot create a directory with a value")
         path = self._key_path(key, kwdargs.get("_endpoint"))
@@ -593,11 +601,14 @@ class Client:
     def _execute_keys(
         self, path: str, method: str, params: dict[str, Any], kwdargs: Mapping[str, Any]
     ) -> urllib3.BaseHTTPResponse:
-        token = _idempotent.set(bool(kwdargs.get("idempotent", False)))
+        call: Callable[..., urllib3.BaseHTTPResponse] = self.api_execute
+        if "timeout" in kwdargs:
+            call = functools.partial(self.api_execute, timeout=kwdargs["timeout"])
+        if not kwdargs.get("idempotent"):
+            return call(path, method, params=params)
+        token = _idempotent.set(True)
         try:
-            if "timeout" in kwdargs:
-                return self.api_execute(path, method, params=params, timeout=kwdargs["timeout"])
-            return self.api_execute(path, method, params=params)
+            return call(path, method, params=params)
         finally:
             _idempotent.reset(token)
 
@@ -627,15 +638,17 @@ class Client:
         :raises EtcdEventIndexCleared: ``waitIndex`` has left the server's history.
         :raises EtcdTypeError: an unknown option was given.
         """
-        options = self._read_options
-        unknown = kwdargs.keys() - options - {"timeout"}
-        if unknown:
-            _unknown_options("read", unknown, options | {"timeout"})
-        params = {
-            name: self._encode_option(name, value)
-            for name, value in kwdargs.items()
-            if name in options and value is not None
-        }
+        params = {}
+        if kwdargs:
+            options = self._read_options
+            unknown = kwdargs.keys() - options - {"timeout"}
+            if unknown:
+                _unknown_options("read", unknown, options | {"timeout"})
+            params = {
+                name: self._encode_option(name, value)
+                for name, value in kwdargs.items()
+                if name in options and value is not None
+            }
         response = self.api_execute(
             self._key_path(key), self._MGET, params=params, timeout=kwdargs.get("timeout")
         )
@@ -847,7 +860,7 @@ class Client:
         json_body: bool,
     ) -> urllib3.BaseHTTPResponse:
         urllib_timeout = _transport.resolve_timeout(timeout, self._read_timeout)
-        watching = isinstance(params, Mapping) and params.get("wait") == "true"
+        watching = bool(params) and isinstance(params, Mapping) and params.get("wait") == "true"
         idempotent = (method == self._MGET and not watching) or _idempotent.get()
         failures: dict[str, BaseException] = {}
         while True:
@@ -897,7 +910,9 @@ class Client:
             headers["Content-Type"] = "application/json"
             response = self.http.urlopen(method, url, body=json.dumps(params), **kw)
         elif method in (self._MGET, self._MDELETE):
-            response = self.http.request(method, url, fields=params, **kw)
+            if params:
+                url += "?" + urllib.parse.urlencode(params)
+            response = self.http.urlopen(method, url, **kw)
         else:
             response = self.http.request_encode_body(
                 method, url, fields=params, encode_multipart=False, **kw
@@ -915,7 +930,7 @@ class Client:
 
     def _check_cluster_id(self, response: urllib3.BaseHTTPResponse) -> None:
         cluster_id = response.headers.get("x-etcd-cluster-id")
-        if not cluster_id:
+        if not cluster_id or cluster_id == self.expected_cluster_id:
             return
         with self._endpoint_lock:
             old = self.expected_cluster_id
