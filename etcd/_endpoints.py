@@ -2,16 +2,50 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._exceptions import EtcdException
 
-__all__ = ["SRV_NAMES", "discover_srv", "format_uri", "order_srv_records"]
+__all__ = ["SRV_NAMES", "Member", "discover_srv", "format_uri", "order_srv_records"]
 
 #: The SRV names etcd clients look up, in order; the first with records wins.
 SRV_NAMES = ("_etcd-client-ssl._tcp", "_etcd-client._tcp", "_etcd-ssl._tcp", "_etcd._tcp")
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """A member of the cluster, as ``/v2/members`` describes it.
+
+    .. versionadded:: 0.5.0
+    """
+
+    #: The member id, lowercase hex.
+    id: str
+    #: The member's name; empty for a member added but not started yet.
+    name: str
+    #: The URLs its peers reach it at.
+    peer_urls: tuple[str, ...]
+    #: The URLs clients reach it at; empty until it has started.
+    client_urls: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Member:
+        """Build a member from its JSON object.
+
+        :raises EtcdException: *data* is not a member object.
+        """
+        try:
+            return cls(
+                id=str(data["id"]),
+                name=str(data.get("name") or ""),
+                peer_urls=tuple(data.get("peerURLs") or ()),
+                client_urls=tuple(data.get("clientURLs") or ()),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise EtcdException(f"Unable to decode a member: {data!r}") from exc
 
 
 def format_uri(protocol: str, host: str, port: int) -> str:

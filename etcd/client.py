@@ -16,14 +16,15 @@ import json
 import logging
 import re
 import threading
+import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import urllib3
 
 from . import _transport
-from ._endpoints import discover_srv, format_uri
+from ._endpoints import Member, discover_srv, format_uri
 from ._exceptions import (
     EtcdClusterIdChanged,
     EtcdConnectionFailed,
@@ -51,6 +52,13 @@ _idempotent: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 _TRUE_FALSE = {True: "true", False: "false"}
+_HEALTH_ERRORS: tuple[type[BaseException], ...] = (
+    *_transport.TRANSPORT_ERRORS,
+    ValueError,
+    AttributeError,
+)
+_SERVER_ERROR_BACKOFF = 0.05
+_SERVER_ERROR_BACKOFF_MAX = 1.0
 _REFRESH_ERRORS: tuple[type[BaseException], ...] = (EtcdException, *_transport.TRANSPORT_ERRORS)
 
 
@@ -104,6 +112,18 @@ class Client:
     :param lock_prefix: the directory that :class:`etcd.Lock` uses.
     :param verify: check the servers' certificates and host names. Turning
         this off is unsafe and logs a warning.
+    :param dns_resolver: the :class:`dns.resolver.Resolver` that *srv_domain*
+        is looked up with; the system's by default.
+    :param member_sync_interval: with ``allow_reconnect``, refresh the member
+        list from the cluster (:meth:`sync_members`) when a request comes this
+        many seconds after the last refresh; ``None`` refreshes only on failover
+        and when asked.
+    :param prefer_leader: with ``allow_reconnect``, send requests to the
+        leader, found at start and at every :meth:`sync_members`.
+    :param failover_on_server_error: with ``allow_reconnect``, a read (or a
+        write marked ``idempotent``) that a member answers with a 5xx status
+        (no leader, a raft timeout, a failing proxy) is tried on the next
+        member, after a short backoff; other requests raise the error.
     :raises EtcdException: a tuple of hosts without ``allow_reconnect``, or
         discovery failed.
 
@@ -111,8 +131,14 @@ class Client:
        With ``allow_reconnect`` (and without ``use_proxies``) the constructor
        asks the cluster for its members, as python-etcd 0.4.5 did.
 
-    A client is safe to share between threads. It is also a context manager
-    that calls :meth:`close` on exit.
+    A client is safe to share between threads: the member it talks to, the
+    known members and the cluster id are guarded by a lock, and every request
+    keeps its own retry state. It is also a context manager that calls
+    :meth:`close` on exit.
+
+    .. versionchanged:: 0.5.0
+       The keyword-only *verify*, *dns_resolver*, *member_sync_interval*,
+       *prefer_leader* and *failover_on_server_error*.
     """
 
     _MGET = "GET"
@@ -152,8 +178,28 @@ class Client:
         lock_prefix: str = "/_locks",
         *,
         verify: bool = True,
+        dns_resolver: Any = None,
+        member_sync_interval: float | None = None,
+        prefer_leader: bool = False,
+        failover_on_server_error: bool = True,
     ) -> None:
         self._endpoint_lock = threading.RLock()
+        self._srv_resolver = dns_resolver
+        if member_sync_interval is not None and (
+            isinstance(member_sync_interval, bool)
+            or not isinstance(member_sync_interval, (int, float))
+            or member_sync_interval <= 0
+        ):
+            raise EtcdValueError(
+                "member_sync_interval must be a positive number of seconds or None, "
+                f"not {member_sync_interval!r}"
+            )
+        self._member_sync_interval = (
+            member_sync_interval if allow_reconnect and not use_proxies else None
+        )
+        self._next_member_sync = 0.0
+        self._prefer_leader = prefer_leader
+        self._failover_on_server_error = failover_on_server_error
         if srv_domain is not None:
             hosts = self._discover(srv_domain)
             if self._srv_https:
@@ -211,6 +257,8 @@ class Client:
         self._version: str | None = None
         self._cluster_version: str | None = None
         self._members: dict[str, dict[str, Any]] = {}
+        if allow_reconnect and prefer_leader and not use_proxies:
+            self.sync_members()
 
     def _discover(self, domain: str) -> tuple[tuple[str, int], ...]:
         """Find the members from the DNS SRV records of *domain* (compat §3.3).
@@ -218,7 +266,7 @@ class Client:
         :returns: ``(host, port)`` pairs, in RFC 2782 order.
         :raises EtcdException: no records, or DNS failed.
         """
-        https, hosts = discover_srv(domain, getattr(self, "_dns_resolver", None))
+        https, hosts = discover_srv(domain, self._srv_resolver)
         self._srv_https = https
         return hosts
 
@@ -489,6 +537,167 @@ class Client:
             raise EtcdException(
                 f"Cannot parse the /version answer: {response.data[:200]!r}"
             ) from exc
+
+    # ------------------------------------------------------------------
+    # Membership
+
+    def get_members(self) -> list[Member]:
+        """The cluster's members, from ``/v2/members``.
+
+        :raises EtcdV2ApiDisabled: the server does not serve the v2 API.
+        :raises EtcdException: the cluster could not be asked.
+
+        .. versionadded:: 0.5.0
+        """
+        data = self._get_json("/members", "Cannot parse json data in the response")
+        try:
+            return [Member.from_json(m) for m in data["members"] or ()]
+        except (KeyError, TypeError) as exc:
+            raise EtcdException(f"Unable to decode the member list: {data!r}") from exc
+
+    def get_leader(self) -> Member:
+        """The member that leads the cluster, from ``/v2/members/leader``.
+
+        :raises EtcdException: there is no leader now (an election is going on).
+
+        .. versionadded:: 0.5.0
+        """
+        data = self._get_json("/members/leader", "Cannot parse json data in the response")
+        if not isinstance(data, Mapping):
+            raise EtcdException(f"Unable to decode the leader: {data!r}")
+        return Member.from_json(data)
+
+    def add_member(self, peer_urls: Sequence[str]) -> Member:
+        """Announce a new member to the cluster, before it is started.
+
+        :param peer_urls: the URLs the new member will listen on for its peers.
+        :returns: the new member, with its id; its name and client URLs stay
+            empty until it has started and joined.
+        :raises EtcdException: the cluster refused (a peer URL is in use, say).
+
+        .. versionadded:: 0.5.0
+        """
+        if isinstance(peer_urls, str):
+            raise EtcdTypeError("peer_urls must be a list of URLs, not a string")
+        try:
+            response = self.api_execute_json(
+                self.version_prefix + "/members", self._MPOST, {"peerURLs": list(peer_urls)}
+            )
+        except EtcdException as exc:
+            if isinstance(exc.payload, Mapping) and exc.payload.get("status") == 500:
+                raise EtcdException(
+                    f"The cluster refused to add a member ({exc}). etcd does so until its "
+                    "members have been connected for 5 seconds, and when the new member "
+                    "could cost the cluster its quorum; try again later.",
+                    exc.payload,
+                ) from exc
+            raise
+        try:
+            return Member.from_json(json.loads(response.data))
+        except (ValueError, AttributeError) as exc:
+            raise EtcdException(f"Unable to decode the new member: {response.data!r}") from exc
+
+    def remove_member(self, member_id: str) -> None:
+        """Remove a member from the cluster.
+
+        :raises EtcdKeyNotFound: there is no such member.
+
+        .. versionadded:: 0.5.0
+        """
+        self.api_execute(self._member_path(member_id), self._MDELETE)
+
+    def update_member(self, member_id: str, peer_urls: Sequence[str]) -> None:
+        """Change the peer URLs of a member.
+
+        :raises EtcdKeyNotFound: there is no such member.
+
+        .. versionadded:: 0.5.0
+        """
+        if isinstance(peer_urls, str):
+            raise EtcdTypeError("peer_urls must be a list of URLs, not a string")
+        self.api_execute_json(
+            self._member_path(member_id), self._MPUT, {"peerURLs": list(peer_urls)}
+        )
+
+    def _member_path(self, member_id: str) -> str:
+        if not isinstance(member_id, str) or not member_id:
+            raise EtcdTypeError(f"member ids are hex strings, not {member_id!r}")
+        return f"{self.version_prefix}/members/{urllib.parse.quote(member_id, safe='')}"
+
+    def sync_members(self) -> list[Member]:
+        """Refresh the list of members to fail over to from the cluster itself.
+
+        With ``prefer_leader``, the leader becomes the member requests go to.
+        Without ``allow_reconnect``, or with ``use_proxies``, the list of
+        members to use is left as it is.
+
+        :returns: the members.
+
+        .. versionadded:: 0.5.0
+        """
+        with self._endpoint_lock:
+            if self._member_sync_interval is not None:
+                self._next_member_sync = time.monotonic() + self._member_sync_interval
+        members = self.get_members()
+        if not self._allow_reconnect or self._use_proxies:
+            return members
+        leader_url = None
+        if self._prefer_leader:
+            leader = self.get_leader()
+            leader_url = leader.client_urls[0] if leader.client_urls else None
+        urls = [url for m in members for url in m.client_urls]
+        with self._endpoint_lock:
+            if leader_url is not None:
+                self._base_uri = leader_url
+            if urls:
+                self._machines_cache = [u for u in urls if u != self._base_uri]
+        log.debug("Members now: %s, talking to %s", urls, self._base_uri)
+        return members
+
+    def _member_sync_due(self) -> bool:
+        with self._endpoint_lock:
+            if time.monotonic() < self._next_member_sync:
+                return False
+            # one thread syncs; the others go on with what they have
+            self._next_member_sync = time.monotonic() + (self._member_sync_interval or 0)
+            return True
+
+    def _sync_quietly(self) -> None:
+        try:
+            self.sync_members()
+        except EtcdException as exc:
+            log.info("Could not refresh the member list (%s); keeping the old one", exc)
+
+    def health(self, timeout: float = 5.0) -> dict[str, bool]:
+        """Ask every known member whether it is healthy (``GET /health``).
+
+        A member is healthy when it is part of a cluster that has a leader.
+
+        :param timeout: seconds to wait for each member.
+        :returns: each member's URL and whether it answered that it is healthy.
+
+        .. versionadded:: 0.5.0
+        """
+        with self._endpoint_lock:
+            urls = [self._base_uri, *self._machines_cache]
+        report = {}
+        for url in urls:
+            try:
+                response = self.http.request(
+                    self._MGET,
+                    url + "/health",
+                    headers=self._get_headers(),
+                    timeout=float(timeout),
+                    retries=self._retries,
+                )
+                healthy = response.status == 200 and json.loads(response.data).get("health") in (
+                    "true",
+                    True,
+                )
+            except _HEALTH_ERRORS:
+                healthy = False
+            report[url] = healthy
+        return report
 
     @property
     def election(self) -> NoReturn:
@@ -859,14 +1068,17 @@ class Client:
         *,
         json_body: bool,
     ) -> urllib3.BaseHTTPResponse:
+        if self._member_sync_interval is not None and self._member_sync_due():
+            self._sync_quietly()
         urllib_timeout = _transport.resolve_timeout(timeout, self._read_timeout)
         watching = bool(params) and isinstance(params, Mapping) and params.get("wait") == "true"
         idempotent = (method == self._MGET and not watching) or _idempotent.get()
         failures: dict[str, BaseException] = {}
+        backoff = _SERVER_ERROR_BACKOFF
         while True:
             base = self._base_uri
             try:
-                return self._send_once(base, path, method, params, urllib_timeout, json_body)
+                response = self._send_once(base, path, method, params, urllib_timeout, json_body)
             except _transport.TRANSPORT_ERRORS as exc:
                 kind = _transport.classify(exc, watching=watching)
                 if kind is _transport.FailureKind.WATCH_TIMEOUT:
@@ -887,6 +1099,26 @@ class Client:
                 failures[base] = exc
                 log.warning("Request to %s failed: %s", base, _transport.describe(exc))
                 self._next_server(cause=exc, tried=failures)
+                continue
+            if (
+                response.status >= 500
+                and idempotent
+                and self._allow_reconnect
+                and self._failover_on_server_error
+            ):
+                try:
+                    self._handle_server_response(response)
+                except EtcdException as server_error:
+                    failures[base] = server_error
+                    log.warning("%s answered %s: %s", base, response.status, server_error)
+                try:
+                    self._next_server(cause=failures.get(base), tried=failures)
+                except EtcdConnectionFailed:
+                    return self._handle_server_response(response)  # the server's own error
+                time.sleep(backoff)
+                backoff = min(backoff * 2, _SERVER_ERROR_BACKOFF_MAX)
+                continue
+            return self._handle_server_response(response)
 
     def _send_once(
         self,
@@ -926,7 +1158,7 @@ class Client:
                 raise
         finally:
             response.release_conn()
-        return self._handle_server_response(response)
+        return response
 
     def _check_cluster_id(self, response: urllib3.BaseHTTPResponse) -> None:
         cluster_id = response.headers.get("x-etcd-cluster-id")
@@ -945,8 +1177,8 @@ class Client:
     def _handle_server_response(
         self, response: urllib3.BaseHTTPResponse
     ) -> urllib3.BaseHTTPResponse:
-        """Return a 200 or 201 response; raise the server's error for anything else."""
-        if response.status in (200, 201):
+        """Return a 200, 201 or 204 response; raise the server's error for anything else."""
+        if response.status in (200, 201, 204):
             return response
         raise_for_body(response.status, response.data)
 
