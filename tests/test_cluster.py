@@ -63,7 +63,7 @@ def test_killing_the_leader_during_writes_loses_nothing_acknowledged(etcd_cluste
         try:
             if i % 2:
                 result = client.write("/queue", f"job-{i}", append=True)
-                acked_appends[result.key] = f"job-{i}"
+                acked_appends[result.key or ""] = f"job-{i}"
             else:
                 client.write(f"/keys/k{i}", str(i))
                 acked_sets[f"/keys/k{i}"] = str(i)
