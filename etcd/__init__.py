@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from . import client
+from ._endpoints import Member
 from ._exceptions import (
     EtcdAlreadyExist,
     EtcdClusterIdChanged,
@@ -64,6 +65,7 @@ __all__ = [
     "EtcdValueError",
     "EtcdWatchTimedOut",
     "EtcdWatcherCleared",
+    "Member",
     "client",
 ]
 
