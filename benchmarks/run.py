@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import dataclasses
 import gc
 import importlib.metadata
 import itertools
 import json
+import logging
 import platform
 import queue
 import statistics
@@ -64,9 +66,11 @@ class Row:
     :param client: the figure for :class:`etcd.Client`.
     :param floor: the figure for the bare urllib3/json equivalent; ``None``
         when there is nothing to compare with.
-    :param target: the highest acceptable ``client / floor``; ``None`` makes
-        the row informational.
+    :param target: the highest acceptable ``client / floor`` (the lowest with
+        *higher_is_better*); ``None`` makes the row informational.
     :param note: a short remark printed after the row (spread, sizes ...).
+    :param higher_is_better: the figures are rates, so the client passes when
+        ``client / floor`` is at least *target* rather than at most.
     """
 
     operation: str
@@ -75,6 +79,7 @@ class Row:
     floor: float | None = None
     target: float | None = None
     note: str = ""
+    higher_is_better: bool = False
 
     @property
     def ratio(self) -> float | None:
@@ -87,7 +92,7 @@ class Row:
         ratio = self.ratio
         if self.target is None or ratio is None:
             return None
-        return ratio <= self.target
+        return ratio >= self.target if self.higher_is_better else ratio <= self.target
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +114,9 @@ class Settings:
     :param history_events: events written before the catch-up runs (below the
         server's 1,000-event history).
     :param history_runs: catch-up runs per side (alternating); the best counts.
+    :param threads_rounds: interleaved client/raw rounds of the threads benchmark.
+    :param threads_seconds: how long one side reads at one thread count in a round.
+    :param threads_warmup: seconds each side reads with the most threads first.
     """
 
     rounds: int = 5
@@ -125,6 +133,9 @@ class Settings:
     flood_runs: int = 2
     history_events: int = 900
     history_runs: int = 5
+    threads_rounds: int = 3
+    threads_seconds: float = 2.0
+    threads_warmup: float = 0.5
 
     @classmethod
     def quick(cls) -> Settings:
@@ -140,6 +151,8 @@ class Settings:
             flood_runs=1,
             history_events=500,
             history_runs=2,
+            threads_seconds=0.3,
+            threads_warmup=0.2,
         )
 
 
@@ -951,6 +964,172 @@ def bench_watch(ctx: Context) -> list[Row]:
 
 
 # ----------------------------------------------------------------------
+# Threads
+
+#: Threads sharing one client (or one raw pool), one row each.
+THREAD_COUNTS = (1, 4, 16)
+#: The lowest acceptable client/raw throughput at every thread count.
+THREADS_TARGET = 0.9
+
+
+class _PoolFullCounter(logging.Filter):
+    """Count and drop urllib3's "Connection pool is full" warnings.
+
+    With more threads than pooled connections, urllib3 opens extra connections
+    and discards them on release, logging a warning each time. Both sides do it
+    alike; the benchmark silences the warning while it runs and reports the
+    count of each side instead.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Connection pool is full"):
+            self.count += 1
+            return False
+        return True
+
+
+@dataclasses.dataclass(frozen=True)
+class _ThreadsRun:
+    reads: int
+    elapsed: float
+    discarded: int
+
+    @property
+    def rate(self) -> float:
+        return self.reads / self.elapsed
+
+
+def _read_flat_out(
+    read: Callable[[], object], threads: int, seconds: float, pool_full: _PoolFullCounter
+) -> _ThreadsRun:
+    """*threads* threads call *read* for *seconds*; count the reads they completed.
+
+    The clock starts when every thread is ready and stops when the last one
+    has finished its last read (each stops starting reads at the deadline).
+    """
+    ready = threading.Barrier(threads + 1)
+    counts = [0] * threads
+    errors: list[BaseException] = []
+    deadline = 0.0
+
+    def worker(slot: int) -> None:
+        done = 0
+        try:
+            ready.wait()
+            while time.perf_counter() < deadline:
+                read()
+                done += 1
+        except BaseException as exc:  # handed to the main thread, which raises it
+            errors.append(exc)
+            ready.abort()
+        counts[slot] = done
+
+    workers = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(threads)]
+    for thread in workers:
+        thread.start()
+    gc.collect()
+    discarded_before = pool_full.count
+    started = time.perf_counter()
+    deadline = started + seconds
+    with contextlib.suppress(threading.BrokenBarrierError):
+        ready.wait()
+    for thread in workers:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"a reading thread failed: {errors[0]!r}") from errors[0]
+    return _ThreadsRun(sum(counts), elapsed, pool_full.count - discarded_before)
+
+
+@benchmark(
+    "threads",
+    "reads/s of 1, 4, 16 threads sharing one client vs one urllib3 pool, 3-member cluster",
+)
+def bench_threads(ctx: Context) -> list[Row]:
+    settings = ctx.settings
+    key = f"{PREFIX}/threads/key"
+    pool_full = _PoolFullCounter()
+    pool_logger = logging.getLogger("urllib3.connectionpool")
+    with etcd.testing.EtcdCluster(3, binary=ctx.cluster.binary) as cluster:
+        client = cluster.client(per_host_pool_size=POOL_SIZE)
+        if not client.base_uri or client.base_uri not in cluster.client_urls:
+            raise RuntimeError(f"the client talks to {client.base_uri}, not to a member")
+        url = f"{client.base_uri}/v2/keys{key}"
+        pool = urllib3.PoolManager(num_pools=10, maxsize=POOL_SIZE)
+        pool_logger.addFilter(pool_full)
+        try:
+            client.write(key, "x" * 32)
+
+            def raw_read() -> object:
+                response = pool.urlopen("GET", url)
+                _check_status(response)
+                return json.loads(response.data)
+
+            def client_read() -> object:
+                return client.read(key)
+
+            reads = {"client": client_read, "raw": raw_read}
+            most = max(THREAD_COUNTS)
+            for read in reads.values():
+                _read_flat_out(read, most, settings.threads_warmup, pool_full)
+            runs: dict[tuple[str, int], list[_ThreadsRun]] = {
+                (side, threads): [] for side in reads for threads in THREAD_COUNTS
+            }
+            for number in range(settings.threads_rounds):
+                order = ("client", "raw") if number % 2 == 0 else ("raw", "client")
+                for threads in THREAD_COUNTS:
+                    for side in order:
+                        run = _read_flat_out(
+                            reads[side], threads, settings.threads_seconds, pool_full
+                        )
+                        runs[side, threads].append(run)
+            leader = cluster.leader()
+        finally:
+            pool_logger.removeFilter(pool_full)
+            pool.clear()
+            client.close()
+    member = "the leader" if leader.client_url == client.base_uri else "a follower"
+
+    def spread(side: str, threads: int) -> str:
+        rates = [run.rate for run in runs[side, threads]]
+        return f"{min(rates):.0f}-{max(rates):.0f}"
+
+    rows = []
+    for threads in THREAD_COUNTS:
+        client_rate = statistics.median(run.rate for run in runs["client", threads])
+        raw_rate = statistics.median(run.rate for run in runs["raw", threads])
+        discarded = {side: sum(run.discarded for run in runs[side, threads]) for side in reads}
+        note = (
+            f"higher is better; median of {settings.threads_rounds} x "
+            f"{settings.threads_seconds:g} s; rounds: client {spread('client', threads)}, "
+            f"raw {spread('raw', threads)}"
+        )
+        if threads > POOL_SIZE:
+            note += (
+                f"; connections discarded by the full pool: client {discarded['client']}, "
+                f"raw {discarded['raw']}"
+            )
+        if threads == THREAD_COUNTS[0]:
+            note += f"; pool {POOL_SIZE}/member, reading from {member}"
+        rows.append(
+            Row(
+                f"read one key, {threads} thread{'s' if threads > 1 else ''}, one client",
+                "reads/s",
+                client_rate,
+                raw_rate,
+                target=THREADS_TARGET,
+                note=note,
+                higher_is_better=True,
+            )
+        )
+    return rows
+
+
+# ----------------------------------------------------------------------
 # Report
 
 
@@ -970,7 +1149,9 @@ def format_table(rows: Sequence[Row]) -> str:
                 _fmt(row.client, ".1f"),
                 _fmt(row.floor, ".1f"),
                 _fmt(row.ratio, ".3f") + ("x" if row.ratio is not None else ""),
-                "-" if row.target is None else f"≤{row.target:.2f}x",
+                "-"
+                if row.target is None
+                else f"{'≥' if row.higher_is_better else '≤'}{row.target:.2f}x",
                 "info" if passed is None else ("PASS" if passed else "FAIL"),
                 row.note,
             )

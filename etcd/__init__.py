@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from . import client
+from . import client, lock
 from ._endpoints import Member
 from ._exceptions import (
     EtcdAlreadyExist,
@@ -37,11 +37,15 @@ from ._exceptions import (
 )
 from ._result import EtcdResult
 from .client import Client
+from .election import Election, LeaderObserver
+from .keepalive import KeepAlive
+from .lock import Lock
 
 __version__ = "0.5.0.dev0"
 
 __all__ = [
     "Client",
+    "Election",
     "EtcdAlreadyExist",
     "EtcdClusterIdChanged",
     "EtcdCompareFailed",
@@ -65,15 +69,19 @@ __all__ = [
     "EtcdValueError",
     "EtcdWatchTimedOut",
     "EtcdWatcherCleared",
+    "KeepAlive",
+    "LeaderObserver",
+    "Lock",
     "Member",
     "client",
+    "lock",
 ]
 
 # Reprs and pickles name the classes as python-etcd 0.4.5 did: etcd.EtcdResult,
-# etcd.EtcdKeyNotFound ...
+# etcd.EtcdKeyNotFound ... (and etcd.client.Client, etcd.lock.Lock).
 for _name in __all__:
     _obj = globals()[_name]
-    if isinstance(_obj, type) and _name != "Client":
+    if isinstance(_obj, type) and _name not in ("Client", "Lock"):
         _obj.__module__ = __name__
 del _name, _obj
 

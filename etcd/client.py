@@ -120,8 +120,9 @@ class Client:
     :param allow_reconnect: fail over to the other members of the cluster.
     :param use_proxies: with ``allow_reconnect``, use exactly the given hosts
         and never ask the cluster for its members.
-    :param expected_cluster_id: the cluster id to insist on; learned from the
-        first answer when ``None``.
+    :param expected_cluster_id: the id of the cluster to talk to; learned from
+        the first answer when ``None``. An answer from another cluster raises
+        :class:`etcd.EtcdClusterIdChanged` once, and its id is remembered.
     :param per_host_pool_size: connections kept open to each member.
     :param lock_prefix: the directory that :class:`etcd.Lock` uses.
     :param verify: check the servers' certificates and host names. Turning
