@@ -8,6 +8,10 @@ may do next (compat §4.7):
 * :data:`NOT_SENT`: the request never reached a server, so it can be sent elsewhere;
 * :data:`SENT`: the server may have acted on it, so only an idempotent request
   may be sent again.
+
+TLS failures are also told apart (:func:`explain`), so that the error a user
+sees says whether the server's certificate, its host name or the client's
+certificate is the problem, and what to change.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import enum
 import http.client
 import logging
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import urllib3
@@ -28,6 +32,7 @@ __all__ = [
     "classify",
     "describe",
     "etcd_index_of",
+    "explain",
     "make_pool_manager",
     "no_retries",
     "remember_headers",
@@ -44,6 +49,9 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 TimeoutValue = urllib3.Timeout | float | None
+
+#: Headers dropped when a redirect leads to another host, port or scheme.
+_SECRET_HEADERS = frozenset({"Authorization", "Proxy-Authorization", "Cookie"})
 
 
 class FailureKind(enum.Enum):
@@ -99,10 +107,160 @@ def etcd_index_of(exc: BaseException) -> int | None:
         return None
 
 
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """*exc* and every error it wraps: reasons, causes, contexts and exception args."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        if isinstance(current, urllib3.exceptions.MaxRetryError) and current.reason is not None:
+            pending.append(current.reason)
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                pending.append(linked)
+
+
+# OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH
+_NAME_MISMATCH_CODES = {62, 64}
+# Alerts a server sends when it wants a client certificate it trusts.
+_CLIENT_CERT_REASONS = {
+    "SSLV3_ALERT_BAD_CERTIFICATE",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+    "TLSV1_ALERT_UNKNOWN_CA",
+    "TLSV1_ALERT_ACCESS_DENIED",
+}
+# What OpenSSL reports when the other side does not speak TLS, or hangs up mid-handshake.
+_NOT_TLS_REASONS = {
+    "WRONG_VERSION_NUMBER",
+    "HTTP_REQUEST",
+    "RECORD_LAYER_FAILURE",
+    "UNEXPECTED_EOF_WHILE_READING",
+    "PACKET_LENGTH_TOO_LONG",
+    "UNKNOWN_PROTOCOL",
+}
+
+
+class _Tls(enum.Enum):
+    """A recognised TLS failure; the value is the label :func:`describe` adds."""
+
+    SERVER_CERT = "TLS certificate problem: the server's certificate could not be verified"
+    HOST_NAME = "TLS certificate problem: the server's certificate is for another host name"
+    CLIENT_CERT = "TLS certificate problem: the server refused the client certificate"
+    HANDSHAKE = "TLS handshake failed: does this port serve https?"
+    NO_ANSWER = "no HTTP answer: does this port serve https?"
+    HUNG_UP = "connection closed: does this port serve https?"
+
+
+def _scheme_of(exc: BaseException, url: str | None) -> str | None:
+    if isinstance(exc, urllib3.exceptions.MaxRetryError):
+        scheme = getattr(exc.pool, "scheme", None)
+        if isinstance(scheme, str):
+            return scheme
+    if url is not None and "://" in url:
+        return url.split("://", 1)[0]
+    return None
+
+
+def _tls_problem(exc: BaseException, url: str | None = None) -> _Tls | None:
+    scheme = _scheme_of(exc, url)
+    causes = list(_causes(exc))
+    for cause in causes:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            if cause.verify_code in _NAME_MISMATCH_CODES:
+                return _Tls.HOST_NAME
+            return _Tls.SERVER_CERT
+        if type(cause).__name__ == "CertificateError" and isinstance(cause, ValueError):
+            # urllib3's own host-name matching (when ssl's is off) has its own class
+            return _Tls.HOST_NAME
+    for cause in causes:
+        if isinstance(cause, ssl.SSLError):
+            reason = getattr(cause, "reason", None)
+            if reason in _CLIENT_CERT_REASONS:
+                return _Tls.CLIENT_CERT
+            if reason in _NOT_TLS_REASONS or isinstance(
+                cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError)
+            ):
+                return _Tls.HANDSHAKE
+    hung_up = any(
+        isinstance(cause, (ConnectionResetError, http.client.RemoteDisconnected))
+        for cause in causes
+    )
+    if hung_up and scheme == "https":
+        return _Tls.HUNG_UP
+    if hung_up and scheme == "http":
+        return _Tls.NO_ANSWER
+    return None
+
+
+_ADVICE = {
+    _Tls.SERVER_CERT: (
+        "This is a TLS certificate problem: the server's certificate could not be verified. "
+        "Pass ca_cert= with the CA bundle that signed it (without ca_cert the system trust "
+        "store is used). verify=False turns all checking off and lets anyone impersonate "
+        "the server."
+    ),
+    _Tls.HOST_NAME: (
+        "This is a TLS certificate problem: the server's certificate is not valid for the "
+        "host name or address the client connected to. Connect with a name the certificate "
+        "lists, or give the server a certificate that lists this one."
+    ),
+    _Tls.CLIENT_CERT: (
+        "This is a TLS certificate problem: the server refused the client certificate or "
+        "wants one. Pass cert= with a client certificate and key signed by a CA the server "
+        "trusts (its --trusted-ca-file)."
+    ),
+    _Tls.HANDSHAKE: (
+        "The TLS handshake failed: the server may not serve https on this port (then use "
+        "protocol='http'), or it hung up because it wants a client certificate it trusts "
+        "(then pass cert=)."
+    ),
+    _Tls.NO_ANSWER: (
+        "The server closed the connection without an HTTP answer; if it serves https on "
+        "this port, use protocol='https'."
+    ),
+    _Tls.HUNG_UP: (
+        "The server closed the connection without an answer. If that happened while "
+        "connecting, it may not serve https on this port (then use protocol='http'), or it "
+        "may want a client certificate it trusts (then pass cert=)."
+    ),
+}
+
+
 def describe(exc: BaseException) -> str:
-    """A short text for an error, without urllib3's wrapping."""
+    """A short text for an error, without urllib3's wrapping.
+
+    TLS failures are labelled as such, for the messages that list several
+    members' errors.
+    """
     root = _root(exc)
-    return f"{type(root).__name__}: {root}"
+    text = f"{type(root).__name__}: {root}"
+    problem = _tls_problem(exc)
+    if problem is not None:
+        text += f" ({problem.value})"
+    return text
+
+
+def explain(exc: BaseException, url: str | None = None) -> str:
+    """What a transport failure most likely means and what to change, or ``""``.
+
+    It recognises an unverifiable server certificate, a certificate for
+    another host name, a refused or missing client certificate, a failed
+    handshake (https to a plain-http port) and a connection closed without an
+    answer (plain http to an https port).
+
+    :param exc: an exception from :data:`TRANSPORT_ERRORS`.
+    :param url: the URL the request went to, to tell http from https when
+        *exc* does not say.
+    :returns: one or two sentences, or ``""`` for other failures.
+    """
+    problem = _tls_problem(exc, url)
+    return "" if problem is None else _ADVICE[problem]
 
 
 def resolve_timeout(timeout: float | None, read_timeout: float) -> TimeoutValue:
@@ -130,6 +288,8 @@ def no_retries(allow_redirect: bool) -> urllib3.Retry:
         redirect=10 if allow_redirect else 0,
         raise_on_redirect=False,
         raise_on_status=False,
+        # Credentials must never follow a redirect to another host (or scheme).
+        remove_headers_on_redirect=_SECRET_HEADERS,
     )
 
 

@@ -450,9 +450,10 @@ class Client:
                 log.warning("Cannot ask %s for the members: %s", uri, _transport.describe(exc))
                 with self._endpoint_lock:
                     if not self._machines_cache:
+                        hint = _transport.explain(exc, uri)
                         raise EtcdException(
                             "Could not get the list of servers, maybe you provided "
-                            "the wrong host(s) to connect to?"
+                            f"the wrong host(s) to connect to?{' ' if hint else ''}{hint}"
                         ) from exc
                     self._base_uri = self._machines_cache.pop(0)
                 continue
@@ -1104,12 +1105,15 @@ class Client:
                     raise EtcdConnectionFailed(
                         f"{method} {path} reached {base} but failed before an answer "
                         f"({_transport.describe(exc)}); its outcome is unknown. "
-                        "Read the key to learn whether it was applied.",
+                        "Read the key to learn whether it was applied. "
+                        f"{_transport.explain(exc, base)}".rstrip(),
                         cause=exc,
                     ) from exc
                 if not self._allow_reconnect:
+                    hint = _transport.explain(exc, base)
                     raise EtcdConnectionFailed(
-                        f"Connection to etcd failed due to {exc!r}", cause=exc
+                        f"Connection to etcd failed due to {exc!r}{'. ' if hint else ''}{hint}",
+                        cause=exc,
                     ) from exc
                 failures[base] = exc
                 log.warning("Request to %s failed: %s", base, _transport.describe(exc))
@@ -1214,7 +1218,10 @@ class Client:
                 candidates = [uri for uri in self._machines_cache if uri not in tried]
             if not candidates:
                 details = "; ".join(f"{uri}: {_transport.describe(e)}" for uri, e in tried.items())
-                raise EtcdConnectionFailed(f"All etcd members failed: {details}", cause=cause)
+                hint = _transport.explain(cause) if cause is not None else ""
+                raise EtcdConnectionFailed(
+                    f"All etcd members failed: {details}{'. ' if hint else ''}{hint}", cause=cause
+                )
             new_base = candidates[-1]
             self._machines_cache.remove(new_base)
             old_base = self._base_uri
