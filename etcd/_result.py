@@ -34,8 +34,6 @@ _NODE_PROPS: dict[str, Any] = {
 # The keys a server's node carries; a node made only of these can be copied
 # into an instance's state in one step.
 _PLAIN_NODE_KEYS = frozenset(_NODE_PROPS) | {"nodes"}
-# What a child's state may hold: a node already walked once has "_children".
-_CHILD_STATE_KEYS = _PLAIN_NODE_KEYS | {"_children"}
 
 
 def _iter_nodes(nodes: Any) -> Iterator[Any]:
@@ -60,8 +58,8 @@ class EtcdResult:
 
     _node_props: ClassVar[dict[str, Any]] = _NODE_PROPS
 
-    # Class-level defaults: a child result takes the server's node dict as its
-    # own state (see _child), so a field the server left out falls back here.
+    # Class-level defaults: a child result's state holds only the fields the
+    # server sent (see _child); the others fall back to these.
     key: str | None = None
     value: str | None = None
     expiration: str | None = None
@@ -107,22 +105,19 @@ class EtcdResult:
     def _child(node: dict[str, Any]) -> EtcdResult:
         """The result for a child node, equal to ``EtcdResult(None, node)``.
 
-        The node dict itself becomes the instance's state, with the class
-        attributes as defaults: a 100,000-leaf listing then costs little more
-        than decoding its JSON.
+        Its state is a copy of the node's known fields; the fields the server
+        left out fall back to the class attributes. The raw node is never
+        changed, so results may be walked again, and from several threads.
         """
-        obj = EtcdResult.__new__(EtcdResult)
-        if _CHILD_STATE_KEYS.issuperset(node):
-            if "nodes" in node:
-                nodes = node.pop("nodes")
-                if node.get("dir"):
-                    node["_children"] = nodes
-            obj.__dict__ = node
+        obj = object.__new__(EtcdResult)
+        if _PLAIN_NODE_KEYS.issuperset(node):
+            state = dict(node)
         else:  # fields this library does not know are left out
-            state = {k: v for k, v in node.items() if k in _NODE_PROPS}
-            if state.get("dir") and node.get("nodes") is not None:
-                state["_children"] = node["nodes"]
-            obj.__dict__ = state
+            state = {k: v for k, v in node.items() if k in _NODE_PROPS or k == "nodes"}
+        nodes = state.pop("nodes", None)
+        if nodes is not None and state.get("dir"):
+            state["_children"] = nodes
+        obj.__dict__ = state
         return obj
 
     def parse_headers(self, response: _HasHeaders) -> None:
@@ -149,16 +144,16 @@ class EtcdResult:
         make = self._child
         new = object.__new__
         cls = EtcdResult
-        plain = _CHILD_STATE_KEYS.issuperset
+        plain = _PLAIN_NODE_KEYS.issuperset
         stack = [_iter_nodes(self._children)]
         while stack:
             for raw in stack[-1]:
                 try:
                     # A leaf made of known fields, _child() inlined: this loop is
                     # the hot path of walking a large listing.
-                    if "nodes" not in raw and "_children" not in raw and plain(raw):
+                    if "nodes" not in raw and plain(raw):
                         child = new(cls)
-                        child.__dict__ = raw
+                        child.__dict__ = dict(raw)
                         yield child
                         continue
                     child = make(raw)

@@ -19,12 +19,17 @@ from __future__ import annotations
 import enum
 import http.client
 import logging
+import socket
 import ssl
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import urllib3
 import urllib3.exceptions
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from ._exceptions import EtcdTypeError, EtcdValueError
 
 __all__ = [
     "TRANSPORT_ERRORS",
@@ -35,6 +40,7 @@ __all__ = [
     "explain",
     "make_pool_manager",
     "no_retries",
+    "pool_manager",
     "remember_headers",
     "resolve_timeout",
 ]
@@ -70,6 +76,10 @@ def _root(exc: BaseException) -> BaseException:
 def classify(exc: BaseException, *, watching: bool) -> FailureKind:
     """Sort a transport failure by what the client may do about it.
 
+    A failure counts as "not sent" only when it happened while connecting
+    (including the TLS handshake): a TLS error while the answer is read comes
+    after the request went out.
+
     :param exc: an exception from :data:`TRANSPORT_ERRORS`.
     :param watching: the request was a long poll (``wait=true``).
     """
@@ -80,13 +90,11 @@ def classify(exc: BaseException, *, watching: bool) -> FailureKind:
         root,
         (
             urllib3.exceptions.ConnectTimeoutError,  # NewConnectionError and name errors too
-            urllib3.exceptions.SSLError,
             urllib3.exceptions.ProxyError,
             urllib3.exceptions.LocationParseError,
             ConnectionRefusedError,
-            ssl.SSLError,
         ),
-    ):
+    ) or any(cause.__dict__.get(_IN_CONNECT) for cause in _causes(exc)):
         return FailureKind.NOT_SENT
     return FailureKind.SENT
 
@@ -153,8 +161,8 @@ class _Tls(enum.Enum):
     HOST_NAME = "TLS certificate problem: the server's certificate is for another host name"
     CLIENT_CERT = "TLS certificate problem: the server refused the client certificate"
     HANDSHAKE = "TLS handshake failed: does this port serve https?"
-    NO_ANSWER = "no HTTP answer: does this port serve https?"
-    HUNG_UP = "connection closed: does this port serve https?"
+    NO_ANSWER = "closed without an HTTP answer"
+    HUNG_UP = "closed without an answer"
 
 
 def _scheme_of(exc: BaseException, url: str | None) -> str | None:
@@ -272,6 +280,12 @@ def resolve_timeout(timeout: float | None, read_timeout: float) -> TimeoutValue:
     """
     if timeout is None:
         timeout = read_timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise EtcdTypeError(
+            f"timeout must be a number of seconds (0 waits forever), not {timeout!r}"
+        )
+    if timeout < 0:
+        raise EtcdValueError(f"timeout must not be negative, not {timeout!r} (0 waits forever)")
     if not timeout:
         return urllib3.Timeout(connect=None, read=None)
     return float(timeout)
@@ -335,4 +349,81 @@ def make_pool_manager(
                 "Certificate verification is off (verify=False): this client will trust "
                 "any server that answers, including an attacker in the middle."
             )
-    return urllib3.PoolManager(**kw)
+    return pool_manager(kw)
+
+
+#: Marks an exception raised while connecting, before any byte of a request was sent.
+_IN_CONNECT = "_etcd_in_connect"
+
+
+def _keepalive_options() -> list[tuple[int, int, int | bytes]]:
+    """Socket options that make the kernel notice a silently dead connection."""
+    options: list[tuple[int, int, int | bytes]] = [
+        *HTTPConnection.default_socket_options,
+        (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+    ]
+    for name, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, name):
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    return options
+
+
+def pool_manager(
+    pool_kw: Mapping[str, Any],
+    on_socket: Callable[[socket.socket], Callable[[], None]] | None = None,
+    on_connected: Callable[[HTTPConnection], None] | None = None,
+) -> urllib3.PoolManager:
+    """A PoolManager whose connections mark failures while connecting, and use TCP keep-alive.
+
+    :param pool_kw: the PoolManager's keyword arguments.
+    :param on_socket: called with each new socket before it connects (and
+        before a TLS handshake), so that another thread can shut it down (a
+        watcher's :meth:`~etcd.watch.Watcher.stop`); it returns a function
+        called once the connect is over, successful or not.
+    :param on_connected: called with each connection once it is connected.
+    """
+
+    def connect(conn: HTTPConnection, base: type[HTTPConnection]) -> None:
+        try:
+            base.connect(conn)
+        except BaseException as exc:
+            exc.__dict__[_IN_CONNECT] = True
+            raise
+        finally:
+            release = conn.__dict__.pop("_etcd_release", None)
+            if release is not None:
+                release()
+        if on_connected is not None:
+            on_connected(conn)
+
+    def new_conn(conn: HTTPConnection, base: type[HTTPConnection]) -> socket.socket:
+        sock = base._new_conn(conn)
+        if on_socket is not None:
+            conn.__dict__["_etcd_release"] = on_socket(sock)
+        return sock
+
+    class _Connection(HTTPConnection):
+        def connect(self) -> None:
+            connect(self, HTTPConnection)
+
+        def _new_conn(self) -> socket.socket:
+            return new_conn(self, HTTPConnection)
+
+    class _SecureConnection(HTTPSConnection):
+        def connect(self) -> None:
+            connect(self, HTTPSConnection)
+
+        def _new_conn(self) -> socket.socket:
+            return new_conn(self, HTTPSConnection)
+
+    class _Pool(HTTPConnectionPool):
+        ConnectionCls = _Connection
+
+    class _SecurePool(HTTPSConnectionPool):
+        ConnectionCls = _SecureConnection
+
+    kw = dict(pool_kw)
+    kw.setdefault("socket_options", _keepalive_options())
+    manager = urllib3.PoolManager(**kw)
+    manager.pool_classes_by_scheme = {"http": _Pool, "https": _SecurePool}
+    return manager

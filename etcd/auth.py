@@ -45,7 +45,6 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ._exceptions import (
-    EtcdConnectionFailed,
     EtcdException,
     EtcdInsufficientPermissions,
     EtcdKeyNotFound,
@@ -64,8 +63,8 @@ _A = TypeVar("_A", bound="EtcdAuthBase")
 
 # Errors that keep their own class: the caller must be able to tell "no such
 # user", "not allowed" and "cannot reach the cluster" apart.
-_PASS_THROUGH_ON_READ = (EtcdInsufficientPermissions, EtcdKeyNotFound, EtcdConnectionFailed)
-_PASS_THROUGH_ON_WRITE = (EtcdInsufficientPermissions, EtcdConnectionFailed)
+_PASS_THROUGH_ON_READ = (EtcdInsufficientPermissions, EtcdKeyNotFound)
+_PASS_THROUGH_ON_WRITE = (EtcdInsufficientPermissions,)
 
 
 def _decode(data: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
@@ -87,14 +86,6 @@ def _decode(data: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
     if not isinstance(decoded, Mapping):
         raise EtcdException(f"The auth API answered with {type(decoded).__name__}, not an object")
     return decoded
-
-
-def _reason(exc: EtcdException) -> str:
-    """The server's own words for an error, without the ``" : None"`` tail."""
-    payload = exc.payload
-    if isinstance(payload, Mapping) and isinstance(payload.get("message"), str):
-        return str(payload["message"])
-    return str(exc)
 
 
 def _names(value: Any) -> list[Any]:
@@ -176,9 +167,8 @@ class EtcdAuthBase:
 
         :raises EtcdKeyNotFound: there is no such user or role.
         :raises EtcdInsufficientPermissions: the client is not ``root``.
-        :raises EtcdConnectionFailed: the cluster could not be reached.
-        :raises EtcdException: anything else; the message starts with
-            ``Could not fetch {entity} '{name}'`` and gives the server's reason.
+        :raises EtcdException: anything else, as ``Could not fetch {entity} '{name}'``;
+            the server's error is its ``__cause__`` and its body the ``payload``.
         """
         try:
             response = self.client.api_execute(self.uri, "GET")
@@ -187,7 +177,7 @@ class EtcdAuthBase:
             raise
         except EtcdException as exc:
             raise EtcdException(
-                f"Could not fetch {self.entity} '{self.name}': {_reason(exc)}", exc.payload
+                f"Could not fetch {self.entity} '{self.name}'", exc.payload
             ) from exc
 
     def write(self) -> None:
@@ -199,9 +189,7 @@ class EtcdAuthBase:
         ones), in that order. This object is then loaded from the answers.
 
         :raises EtcdInsufficientPermissions: the client is not ``root``.
-        :raises EtcdConnectionFailed: the cluster could not be reached.
-        :raises EtcdException: the server refused; the message starts with
-            ``Could not write {entity} '{name}'`` and gives its reason.
+        :raises EtcdException: anything else, as ``Could not write {entity} '{name}': {error}``.
         """
         fresh = type(self)(self.client, self.name)
         fresh._legacy_api = self._legacy_api
@@ -218,7 +206,7 @@ class EtcdAuthBase:
             raise
         except EtcdException as exc:
             raise EtcdException(
-                f"Could not write {self.entity} '{self.name}': {_reason(exc)}", exc.payload
+                f"Could not write {self.entity} '{self.name}': {exc}", exc.payload
             ) from exc
         log.debug("Wrote %s %r", self.entity, self.name)
 
@@ -227,10 +215,9 @@ class EtcdAuthBase:
 
         :raises EtcdKeyNotFound: there is no such user or role.
         :raises EtcdInsufficientPermissions: the client is not ``root``.
-        :raises EtcdConnectionFailed: the cluster could not be reached.
-        :raises EtcdException: the server refused, for example to delete the
-            ``root`` user while authentication is on; the message starts with
-            ``Could not delete {entity} '{name}'`` and gives the server's reason.
+        :raises EtcdException: anything else, as ``Could not delete {entity} '{name}'``,
+            for example the ``root`` user while authentication is on; the
+            server's error is its ``__cause__`` and its body the ``payload``.
 
         .. versionchanged:: 0.5.0
            A generic error raises :class:`etcd.EtcdException`, not :class:`AttributeError`.
@@ -241,7 +228,7 @@ class EtcdAuthBase:
             raise
         except EtcdException as exc:
             raise EtcdException(
-                f"Could not delete {self.entity} '{self.name}': {_reason(exc)}", exc.payload
+                f"Could not delete {self.entity} '{self.name}'", exc.payload
             ) from exc
         log.debug("Deleted %s %r", self.entity, self.name)
 
@@ -272,7 +259,7 @@ class EtcdAuthBase:
         decoded = _decode(data)
         try:
             self._load(decoded)
-        except (LookupError, TypeError) as exc:
+        except (LookupError, TypeError, AttributeError) as exc:
             raise EtcdException(
                 f"Unexpected {self.entity} record with fields {sorted(decoded)}: {exc!r}"
             ) from exc

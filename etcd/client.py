@@ -52,6 +52,11 @@ _idempotent: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 _TRUE_FALSE = {True: "true", False: "false"}
+# The options of python-etcd 0.4.5's option sets, whose bools are sent as true/false.
+_OWN_OPTIONS = frozenset(
+    {"prevValue", "prevIndex", "prevExist", "refresh", "recursive", "wait", "waitIndex"}
+    | {"sorted", "quorum"}
+)
 _HEALTH_ERRORS: tuple[type[BaseException], ...] = (
     *_transport.TRANSPORT_ERRORS,
     ValueError,
@@ -78,20 +83,6 @@ def _unknown_options(method: str, given: Iterator[str] | Any, allowed: set[str])
 
 
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.~/-]*")
-
-
-_PLAIN_QUERY_PART = re.compile(r"[A-Za-z0-9_.~-]*")
-
-
-def _encode_query(params: Mapping[str, Any]) -> str:
-    """``urlencode(params)``, with a cheap path for the usual plain values."""
-    parts = []
-    for name, value in params.items():
-        text = value if type(value) is str else str(value)
-        if not (_PLAIN_QUERY_PART.fullmatch(text) and _PLAIN_QUERY_PART.fullmatch(name)):
-            return urllib.parse.urlencode(params)
-        parts.append(f"{name}={text}")
-    return "&".join(parts)
 
 
 def _quote_key(key: str) -> str:
@@ -167,10 +158,6 @@ class Client:
     _read_options: ClassVar[set[str]] = {"recursive", "wait", "waitIndex", "sorted", "quorum"}
     _del_conditions: ClassVar[set[str]] = {"prevValue", "prevIndex"}
 
-    _BOOL_OPTIONS = frozenset(
-        {"prevExist", "refresh", "recursive", "wait", "sorted", "quorum", "dir"}
-    )
-
     http: urllib3.PoolManager = None  # type: ignore[assignment]
 
     def __init__(
@@ -217,7 +204,7 @@ class Client:
         self._failover_on_server_error = failover_on_server_error
         if srv_domain is not None:
             hosts = self._discover(srv_domain)
-            if self._srv_https:
+            if getattr(self, "_srv_https", False):
                 protocol = "https"
             host = hosts if allow_reconnect else hosts[0][0]
             if not allow_reconnect:
@@ -460,12 +447,12 @@ class Client:
             text = response.data.decode("utf-8", errors="replace")
             return [part.strip() for part in text.split(",") if part.strip()]
 
-    def _get_json(self, path: str, error: str) -> Any:
+    def _get_json(self, path: str) -> Any:
         response = self.api_execute(self.version_prefix + path, self._MGET)
         try:
             return json.loads(response.data)
         except ValueError as exc:
-            raise EtcdException(error) from exc
+            raise EtcdException("Cannot parse json data in the response") from exc
 
     @property
     def members(self) -> dict[str, dict[str, Any]]:
@@ -475,7 +462,7 @@ class Client:
         .. note:: Each access is a request.
         """
         try:
-            data = self._get_json("/members", "Cannot parse json data in the response")
+            data = self._get_json("/members")
             self._members = {m["id"]: m for m in data["members"]}
         except (EtcdException, LookupError, TypeError, ValueError) as exc:
             raise EtcdException(
@@ -501,9 +488,7 @@ class Client:
 
         .. note:: Each access is a request.
         """
-        result: dict[str, Any] = self._get_json(
-            "/stats/self", "Cannot parse json data in the response"
-        )
+        result: dict[str, Any] = self._get_json("/stats/self")
         return result
 
     @property
@@ -513,9 +498,7 @@ class Client:
         .. note:: Each access is a request. A follower refuses it with
            ``EtcdException("not current leader : None")``.
         """
-        result: dict[str, Any] = self._get_json(
-            "/stats/leader", "Cannot parse json data in the response"
-        )
+        result: dict[str, Any] = self._get_json("/stats/leader")
         return result
 
     @property
@@ -524,9 +507,7 @@ class Client:
 
         .. note:: Each access is a request.
         """
-        result: dict[str, Any] = self._get_json(
-            "/stats/store", "Cannot parse json data in the response"
-        )
+        result: dict[str, Any] = self._get_json("/stats/store")
         return result
 
     @property
@@ -565,7 +546,7 @@ class Client:
 
         .. versionadded:: 0.5.0
         """
-        data = self._get_json("/members", "Cannot parse json data in the response")
+        data = self._get_json("/members")
         try:
             return [Member.from_json(m) for m in data["members"] or ()]
         except (KeyError, TypeError) as exc:
@@ -578,7 +559,7 @@ class Client:
 
         .. versionadded:: 0.5.0
         """
-        data = self._get_json("/members/leader", "Cannot parse json data in the response")
+        data = self._get_json("/members/leader")
         if not isinstance(data, Mapping):
             raise EtcdException(f"Unable to decode the leader: {data!r}")
         return Member.from_json(data)
@@ -620,7 +601,14 @@ class Client:
 
         .. versionadded:: 0.5.0
         """
-        self.api_execute(self._member_path(member_id), self._MDELETE)
+        self._request(
+            self._member_path(member_id),
+            self._MDELETE,
+            None,
+            None,
+            json_body=False,
+            no_content=True,
+        )
 
     def update_member(self, member_id: str, peer_urls: Sequence[str]) -> None:
         """Change the peer URLs of a member.
@@ -631,8 +619,13 @@ class Client:
         """
         if isinstance(peer_urls, str):
             raise EtcdTypeError("peer_urls must be a list of URLs, not a string")
-        self.api_execute_json(
-            self._member_path(member_id), self._MPUT, {"peerURLs": list(peer_urls)}
+        self._request(
+            self._member_path(member_id),
+            self._MPUT,
+            {"peerURLs": list(peer_urls)},
+            None,
+            json_body=True,
+            no_content=True,
         )
 
     def _member_path(self, member_id: str) -> str:
@@ -818,8 +811,10 @@ class Client:
                 ) from exc
         return value
 
-    def _encode_option(self, name: str, value: Any) -> Any:
-        if isinstance(value, bool) and name in self._BOOL_OPTIONS | {"prevValue"}:
+    @staticmethod
+    def _encode_option(name: str, value: Any) -> Any:
+        # Options a subclass added to the option sets pass through unchanged.
+        if isinstance(value, bool) and name in _OWN_OPTIONS:
             return _TRUE_FALSE[value]
         return value
 
@@ -981,15 +976,22 @@ class Client:
     ) -> Iterator[EtcdResult]:
         """Yield every change of *key* from *index* on, forever.
 
-        .. versionchanged:: 0.5.0
-           It runs on a :meth:`watcher`: long polls are bounded, a dropped
-           watch or connection is re-established from the same index, and it
-           uses a connection of its own.
+        A watch the server dropped (an empty answer, or error 400) is asked
+        again from the same index; a connection that died silently is noticed
+        by TCP keep-alive and raised as :class:`etcd.EtcdConnectionFailed`.
+        :meth:`watcher` also survives that, and a dying member.
 
         :raises EtcdEventIndexCleared: the next index has left the server's history.
         """
-        with self.watcher(key, index=index, recursive=bool(recursive)) as watcher:
-            yield from watcher
+        local_index = index
+        while True:
+            try:
+                response = self.watch(key, index=local_index, timeout=0, recursive=recursive)
+            except EtcdWatcherCleared:
+                continue  # the server dropped the watch: ask again from the same index
+            if response.modifiedIndex is not None:
+                local_index = response.modifiedIndex + 1
+            yield response
 
     def watcher(
         self,
@@ -1054,6 +1056,8 @@ class Client:
         :raises EtcdConnectionFailed: no member could be reached.
         :raises EtcdException: the server refused the request.
         """
+        if not isinstance(path, str):
+            raise EtcdTypeError(f"path must be a string such as '/v2/keys/a', not {path!r}")
         if not path.startswith("/"):
             raise ValueError("Path does not start with /")
         if method not in (self._MGET, self._MPUT, self._MPOST, self._MDELETE):
@@ -1071,6 +1075,8 @@ class Client:
 
         :returns: the urllib3 response, status 200 or 201, body loaded.
         """
+        if not isinstance(path, str):
+            raise EtcdTypeError(f"path must be a string such as '/v2/keys/a', not {path!r}")
         if not path.startswith("/"):
             raise ValueError("Path does not start with /")
         return self._request(path, method, params, timeout, json_body=True)
@@ -1083,6 +1089,7 @@ class Client:
         timeout: float | None,
         *,
         json_body: bool,
+        no_content: bool = False,
     ) -> urllib3.BaseHTTPResponse:
         if self._member_sync_interval is not None and self._member_sync_due():
             self._sync_quietly()
@@ -1137,6 +1144,8 @@ class Client:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, _SERVER_ERROR_BACKOFF_MAX)
                 continue
+            if no_content and response.status == 204:  # the members API's "done"
+                return response
             return self._handle_server_response(response)
 
     def _send_once(
@@ -1161,9 +1170,7 @@ class Client:
             headers["Content-Type"] = "application/json"
             response = self.http.urlopen(method, url, body=json.dumps(params), **kw)
         elif method in (self._MGET, self._MDELETE):
-            if params:
-                url += "?" + _encode_query(params)
-            response = self.http.urlopen(method, url, **kw)
+            response = self.http.request(method, url, fields=params, **kw)
         else:
             response = self.http.request_encode_body(
                 method, url, fields=params, encode_multipart=False, **kw
@@ -1196,8 +1203,8 @@ class Client:
     def _handle_server_response(
         self, response: urllib3.BaseHTTPResponse
     ) -> urllib3.BaseHTTPResponse:
-        """Return a 200, 201 or 204 response; raise the server's error for anything else."""
-        if response.status in (200, 201, 204):
+        """Return a 200 or 201 response; raise the server's error for anything else."""
+        if response.status in (200, 201):
             return response
         raise_for_body(response.status, response.data)
 
@@ -1208,6 +1215,8 @@ class Client:
 
         :raises EtcdConnectionFailed: every member failed; the message names each.
         """
+        if not tried:  # called as python-etcd 0.4.5 did: the current member failed
+            tried = {self._base_uri: cause or EtcdConnectionFailed("failed")}
         with self._endpoint_lock:
             if self._base_uri not in tried:
                 # another thread failed over already
@@ -1231,25 +1240,20 @@ class Client:
         log.warning("Failing over from %s to %s", old_base, new_base)
         if not self._use_proxies:
             self._refresh_machines_cache(new_base)
-        return new_base
+        return self._base_uri
 
     def _refresh_machines_cache(self, base: str) -> None:
-        uri = base + self.version_prefix + "/machines"
+        """Ask the new *base* for the member list (through :attr:`machines`, which
+        subclasses override); on failure keep the list as it was."""
+        with self._endpoint_lock:
+            saved = (self._base_uri, list(self._machines_cache))
         try:
-            response = self.http.request(
-                self._MGET,
-                uri,
-                headers=self._get_headers(),
-                timeout=_transport.resolve_timeout(None, self._read_timeout),
-                redirect=self._allow_redirect,
-                retries=self._retries,
-            )
-            self._handle_server_response(response)
+            machines = self.machines
         except _REFRESH_ERRORS as exc:
-            log.debug("Keeping the old member list: %s did not answer (%s)", uri, exc)
+            log.debug("Keeping the old member list: %s did not answer (%s)", base, exc)
+            with self._endpoint_lock:
+                self._base_uri, self._machines_cache = saved
             return
-        text = response.data.decode("utf-8", errors="replace")
-        machines = [part.strip() for part in text.split(",") if part.strip()]
         with self._endpoint_lock:
             if machines:
                 self._machines_cache = [m for m in machines if m != self._base_uri]

@@ -39,17 +39,19 @@ import dataclasses
 import logging
 import socket
 import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-import urllib3
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.connection import HTTPConnection
 
+from . import _transport
 from ._exceptions import (
     EtcdConnectionFailed,
     EtcdEventIndexCleared,
+    EtcdException,
     EtcdKeyNotFound,
+    EtcdTypeError,
+    EtcdValueError,
     EtcdWatcherCleared,
     EtcdWatchTimedOut,
 )
@@ -84,62 +86,52 @@ class Snapshot:
     index: int
 
 
-class _Connections:
+class _Sockets:
     """The sockets of one watcher, so that another thread can interrupt them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._open: set[HTTPConnection] = set()
+        self._stopped = False
+        self._connecting: set[socket.socket] = set()
+        self._connections: list[HTTPConnection] = []
 
-    def add(self, conn: HTTPConnection) -> None:
+    def add_socket(self, sock: socket.socket) -> Callable[[], None]:
+        # A TLS handshake replaces the socket object, so a duplicate of its
+        # descriptor is what lets a stop interrupt a stalled connect.
+        dup = sock.dup()
         with self._lock:
-            self._open = {c for c in self._open if c.sock is not None}
-            self._open.add(conn)
+            self._connecting.add(dup)
+            stopped = self._stopped
+        if stopped:
+            _shut(dup)
+
+        def release() -> None:
+            with self._lock:
+                self._connecting.discard(dup)
+            dup.close()
+
+        return release
+
+    def add_connection(self, conn: HTTPConnection) -> None:
+        with self._lock:
+            self._connections = [c for c in self._connections if c.sock is not None]
+            self._connections.append(conn)
+            stopped = self._stopped
+        if stopped and conn.sock is not None:
+            _shut(conn.sock)
 
     def interrupt(self) -> None:
         with self._lock:
-            connections = list(self._open)
-        for conn in connections:
-            sock = conn.sock
-            if sock is not None:
-                with contextlib.suppress(OSError):  # already closed
-                    sock.shutdown(socket.SHUT_RDWR)
+            self._stopped = True
+            sockets = [*self._connecting]
+            sockets += [c.sock for c in self._connections if c.sock is not None]
+        for sock in sockets:
+            _shut(sock)
 
 
-def _keepalive_options() -> list[tuple[int, int, int | bytes]]:
-    options: list[tuple[int, int, int | bytes]] = [
-        *HTTPConnection.default_socket_options,
-        (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
-    ]
-    for name, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3)):
-        if hasattr(socket, name):
-            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
-    return options
-
-
-def _own_pool_manager(pool_kw: dict[str, Any], connections: _Connections) -> urllib3.PoolManager:
-    """A one-connection-per-member pool whose sockets *connections* can interrupt."""
-
-    class _HTTP(HTTPConnection):
-        def connect(self) -> None:
-            super().connect()
-            connections.add(self)
-
-    class _HTTPS(HTTPSConnection):
-        def connect(self) -> None:
-            super().connect()
-            connections.add(self)
-
-    class _Pool(HTTPConnectionPool):
-        ConnectionCls = _HTTP
-
-    class _SecurePool(HTTPSConnectionPool):
-        ConnectionCls = _HTTPS
-
-    kw = {**pool_kw, "maxsize": 1, "socket_options": _keepalive_options()}
-    manager = urllib3.PoolManager(num_pools=4, **kw)
-    manager.pool_classes_by_scheme = {"http": _Pool, "https": _SecurePool}
-    return manager
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 class Watcher(Iterator["EtcdResult | Snapshot"]):
@@ -181,17 +173,23 @@ class Watcher(Iterator["EtcdResult | Snapshot"]):
         snapshots: bool = False,
         poll_timeout: float = 30.0,
     ) -> None:
+        if isinstance(poll_timeout, bool) or not isinstance(poll_timeout, (int, float)):
+            raise EtcdTypeError(f"poll_timeout must be a number of seconds, not {poll_timeout!r}")
         if poll_timeout <= 0:
-            raise ValueError("poll_timeout must be a positive number of seconds")
+            raise EtcdValueError(f"poll_timeout must be positive, not {poll_timeout!r}")
         self._key = key
         self._recursive = recursive
         self._next_index = index or None
         self._snapshots = snapshots
         self._poll_timeout = poll_timeout
         self._stopped = threading.Event()
-        self._connections = _Connections()
+        self._sockets = _Sockets()
         self._conn = client.clone()
-        self._conn.http = _own_pool_manager(self._conn.http.connection_pool_kw, self._connections)
+        self._conn.http = _transport.pool_manager(
+            {**client.http.connection_pool_kw, "maxsize": 1, "num_pools": 4},
+            on_socket=self._sockets.add_socket,
+            on_connected=self._sockets.add_connection,
+        )
 
     @property
     def key(self) -> str:
@@ -211,7 +209,7 @@ class Watcher(Iterator["EtcdResult | Snapshot"]):
     def stop(self) -> None:
         """End the iteration, from any thread; a waiting ``next()`` returns promptly."""
         self._stopped.set()
-        self._connections.interrupt()
+        self._sockets.interrupt()
 
     def close(self) -> None:
         """Stop and release the watcher's connection."""
@@ -276,6 +274,10 @@ class Watcher(Iterator["EtcdResult | Snapshot"]):
             index = result.etcd_index  # type: ignore[union-attr]
         except EtcdKeyNotFound as exc:
             result = None
-            index = int(exc.payload["index"])
+            index = exc.payload.get("index") if isinstance(exc.payload, dict) else None
+            if not isinstance(index, int):
+                raise EtcdException(
+                    f"Cannot take a snapshot of {self._key}: the server gave no index"
+                ) from exc
         self._next_index = index + 1
         return Snapshot(result, index)
