@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import etcd
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> bool:
@@ -15,3 +20,29 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0, interval: flo
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+def raised(
+    expected: type[etcd.EtcdException], call: Callable[..., Any], *args: Any, **kw: Any
+) -> Any:
+    """Call and return the exception it raises, which must be exactly of class *expected*."""
+    with pytest.raises(etcd.EtcdException) as info:
+        call(*args, **kw)
+    assert type(info.value) is expected, f"{type(info.value)!r}: {info.value}"
+    return info.value
+
+
+def established_to(ports: set[int]) -> int:
+    """Established TCP connections on this machine whose remote port is one of *ports*."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if int(fields[2].rsplit(":", 1)[1], 16) in ports and fields[3] == "01":
+                count += 1
+    return count

@@ -7,13 +7,12 @@ refused with a typed :class:`etcd.EtcdException` before it changes anything.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 import etcd
 
 from .fakes import FakeServer, Reply
+from .helpers import raised
 
 
 def leaf_keys(client: etcd.Client, prefix: str) -> set[str]:
@@ -23,14 +22,6 @@ def leaf_keys(client: etcd.Client, prefix: str) -> set[str]:
     except etcd.EtcdKeyNotFound:
         return set()
     return {node.key for node in listing.leaves if node.key is not None and node.key != prefix}
-
-
-def raised(expected: type[etcd.EtcdException], call: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call and return the exception, which must be exactly of class *expected*."""
-    with pytest.raises(etcd.EtcdException) as info:
-        call(*args, **kwargs)
-    assert type(info.value) is expected, f"{type(info.value)!r}: {info.value}"
-    return info.value
 
 
 # --------------------------------------------------------------------------
