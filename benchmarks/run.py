@@ -1151,6 +1151,14 @@ def bench_threads(ctx: Context) -> list[Row]:
     return rows
 
 
+# The lock benchmark lives in its own file beside this one.
+from bench_lock import bench_lock  # noqa: E402
+
+benchmark("lock", "uncontended etcd.Lock acquire + release vs POST + recursive GET + DELETE")(
+    bench_lock
+)
+
+
 # ----------------------------------------------------------------------
 # Report
 

@@ -78,10 +78,11 @@ __all__ = [
 ]
 
 # Reprs and pickles name the classes as python-etcd 0.4.5 did: etcd.EtcdResult,
-# etcd.EtcdKeyNotFound ... (and etcd.client.Client, etcd.lock.Lock).
+# etcd.EtcdKeyNotFound ... Classes of public modules keep theirs (etcd.client.Client,
+# etcd.lock.Lock, etcd.keepalive.KeepAlive ...).
 for _name in __all__:
     _obj = globals()[_name]
-    if isinstance(_obj, type) and _name not in ("Client", "Lock"):
+    if isinstance(_obj, type) and _obj.__module__.startswith(f"{__name__}._"):
         _obj.__module__ = __name__
 del _name, _obj
 

@@ -1,0 +1,167 @@
+"""etcd.Election against real etcd: campaigning, hand-over, observing."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+import time
+from typing import Any
+
+import pytest
+
+import etcd
+
+from .helpers import wait_for
+from .recipes_support import kill, public_only, python_process
+
+
+def _campaign_in_thread(
+    election: etcd.Election, *args: Any, **kwargs: Any
+) -> tuple[threading.Thread, dict[str, Any]]:
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            election.campaign(*args, **kwargs)
+            outcome["leader"] = True
+        except Exception as exc:  # handed to the test, which asserts on it
+            outcome["error"] = exc
+        outcome["at"] = time.monotonic()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def _observe_in_thread(
+    observer: etcd.LeaderObserver,
+) -> tuple[threading.Thread, queue.Queue[Any]]:
+    seen: queue.Queue[Any] = queue.Queue()
+
+    def run() -> None:
+        try:
+            for value in observer:
+                seen.put(value)
+        except Exception as exc:  # handed to the test, which asserts on it
+            seen.put(exc)
+        seen.put(StopIteration)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, seen
+
+
+def test_leadership_passes_on_when_the_leader_resigns(etcd_client):
+    client = public_only(etcd_client)
+    first = etcd.Election(client, "jobs", value="host-1", ttl=5)
+    second = etcd.Election(client, "jobs", value="host-2", ttl=5)
+    assert first.leader() is None
+    observer = first.observe()
+    watching, seen = _observe_in_thread(observer)
+    assert seen.get(timeout=5) is None  # nobody leads yet
+
+    first.campaign()
+    assert first.is_leader and first.leader() == "host-1" == second.leader()
+    assert seen.get(timeout=5) == "host-1"
+    thread, outcome = _campaign_in_thread(second)
+    assert wait_for(lambda: len(etcd_client.read(first.path)._children) == 2)
+    assert "at" not in outcome and not second.is_leader
+
+    token = first.fencing_token
+    first.resign()
+    thread.join(timeout=5)
+    assert outcome.get("leader") is True, outcome
+    assert second.is_leader and not first.is_leader and first.fencing_token is None
+    assert second.fencing_token > token
+    assert first.leader() == "host-2"
+    assert seen.get(timeout=5) == "host-2"
+
+    second.resign()
+    assert seen.get(timeout=5) is None
+    observer.stop()
+    watching.join(timeout=5)
+    assert seen.get(timeout=1) is StopIteration
+    observer.close()
+
+
+def test_leadership_passes_on_when_the_leader_dies(etcd_client, etcd_server):
+    ttl = 2
+    name = "crash"
+    leader = python_process(
+        etcd_server.members[0],
+        etcd_client.lock_prefix,
+        f"""
+        election = etcd.Election(client, {name!r}, value="doomed", ttl={ttl})
+        election.campaign()
+        time.sleep(60)
+        """,
+    )
+    try:
+        follower = etcd.Election(public_only(etcd_client), name, ttl=ttl)
+        assert wait_for(lambda: follower.leader() == "doomed", timeout=15)
+        thread, outcome = _campaign_in_thread(follower, "heir")
+        # The leader's key is kept alive past its TTL ...
+        assert not wait_for(lambda: "at" in outcome, timeout=ttl + 1)
+        assert follower.leader() == "doomed"
+        # ... until its process dies.
+        killed = time.monotonic()
+        os.kill(leader.pid, signal.SIGKILL)
+        thread.join(timeout=ttl + 5)
+        assert outcome.get("leader") is True, outcome
+        assert outcome["at"] - killed <= ttl + 2
+        assert follower.leader() == "heir"
+        follower.resign()
+    finally:
+        kill(leader)
+
+
+def test_the_context_manager_campaigns_and_resigns(etcd_client):
+    client = public_only(etcd_client)
+    with etcd.Election(client, "cm", value="me", ttl=3) as election:
+        assert election.is_leader and election.leader() == "me"
+        key = election.key
+        assert key is not None and 0 < etcd_client.read(key).ttl <= 3
+    assert not election.is_leader and election.key is None
+    assert election.leader() is None
+
+
+def test_a_campaign_times_out_and_withdraws(etcd_client):
+    client = public_only(etcd_client)
+    with etcd.Election(client, "busy", value="first", ttl=5) as leader:
+        other = etcd.Election(client, "busy", ttl=5)
+        started = time.monotonic()
+        with pytest.raises(etcd.EtcdWatchTimedOut):
+            other.campaign("second", timeout=0.5)
+        assert 0.4 <= time.monotonic() - started <= 2
+        assert other.key is None
+        assert [n.value for n in etcd_client.read(leader.path).leaves] == ["first"]
+
+
+def test_a_leader_that_loses_its_key_is_told(etcd_client):
+    lost: list[etcd.Election] = []
+    election = etcd.Election(public_only(etcd_client), "lose", ttl=3, on_lost=lost.append)
+    election.campaign("me")
+    assert election.key is not None
+    etcd_client.delete(election.key)
+    assert election.lost.wait(timeout=3)
+    assert lost == [election] and not election.is_leader
+    assert isinstance(election.error, etcd.EtcdKeyNotFound)
+    # Campaigning again after a loss is allowed.
+    election.campaign("me again")
+    assert election.is_leader and election.leader() == "me again"
+    election.resign()
+
+
+def test_arguments_are_checked(etcd_client):
+    client = public_only(etcd_client)
+    election = etcd.Election(client, "args")
+    with pytest.raises(ValueError):
+        election.campaign()  # no value anywhere
+    with pytest.raises(ValueError):
+        election.campaign("v", timeout=0)
+    with pytest.raises(ValueError):
+        etcd.Election(client, "args", ttl=0)
+    with etcd.Election(client, "args", value="v") as leading, pytest.raises(RuntimeError):
+        leading.campaign()
