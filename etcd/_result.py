@@ -105,9 +105,11 @@ class EtcdResult:
     def _child(node: dict[str, Any]) -> EtcdResult:
         """The result for a child node, equal to ``EtcdResult(None, node)``.
 
-        Its state is a copy of the node's known fields; the fields the server
-        left out fall back to the class attributes. The raw node is never
-        changed, so results may be walked again, and from several threads.
+        The fields the server left out fall back to the class attributes. The
+        raw node is never changed by this library, so a result may be walked
+        again and from several threads; a leaf shares its state with the raw
+        node, so an edit to a leaf (``leaf.value = ...``) is seen by later
+        walks of the same result.
         """
         obj = object.__new__(EtcdResult)
         if _PLAIN_NODE_KEYS.issuperset(node):
@@ -152,8 +154,9 @@ class EtcdResult:
                     # A leaf made of known fields, _child() inlined: this loop is
                     # the hot path of walking a large listing.
                     if "nodes" not in raw and plain(raw):
+                        # A leaf's state is its node itself, never changed here.
                         child = new(cls)
-                        child.__dict__ = dict(raw)
+                        child.__dict__ = raw
                         yield child
                         continue
                     child = make(raw)

@@ -280,6 +280,8 @@ def resolve_timeout(timeout: float | None, read_timeout: float) -> TimeoutValue:
     """
     if timeout is None:
         timeout = read_timeout
+        if type(timeout) is int or type(timeout) is float:  # the usual case, kept cheap
+            return float(timeout) if timeout > 0 else urllib3.Timeout(connect=None, read=None)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise EtcdTypeError(
             f"timeout must be a number of seconds (0 waits forever), not {timeout!r}"

@@ -1170,7 +1170,12 @@ class Client:
             headers["Content-Type"] = "application/json"
             response = self.http.urlopen(method, url, body=json.dumps(params), **kw)
         elif method in (self._MGET, self._MDELETE):
-            response = self.http.request(method, url, fields=params, **kw)
+            http = self.http
+            if params or type(http) is not urllib3.PoolManager or "request" in vars(http):
+                response = http.request(method, url, fields=params, **kw)
+            else:
+                # what request() would do without fields, minus two calls
+                response = http.urlopen(method, url, **kw)
         else:
             response = self.http.request_encode_body(
                 method, url, fields=params, encode_multipart=False, **kw
