@@ -143,3 +143,30 @@ def test_results_are_mutable_and_repr_shows_the_state():
     text = repr(result)
     assert text.startswith("<class 'etcd.EtcdResult'>({")
     assert "'value': 'edited'" in text and "'etcd_index': 42" in text
+
+
+def test_a_result_can_be_walked_again_and_from_several_threads():
+    import threading
+
+    dirs = [
+        {
+            "key": f"/big/d{d}",
+            "dir": True,
+            "nodes": [{"key": f"/big/d{d}/k{k}", "value": str(k)} for k in range(500)],
+        }
+        for d in range(40)
+    ]
+    result = etcd.EtcdResult("get", {"key": "/big", "dir": True, "nodes": dirs})
+    counts: list[int] = []
+
+    def walk() -> None:
+        for _ in range(3):
+            counts.append(sum(1 for leaf in result.leaves if leaf.value is not None))
+
+    threads = [threading.Thread(target=walk) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert counts == [20_000] * 12
+    assert all("nodes" in d for d in dirs)  # the raw listing is left as it was
