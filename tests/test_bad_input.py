@@ -264,6 +264,7 @@ def test_misspelled_read_option_is_refused(etcd_client, etcd_prefix):
             "v", {"ttl": 5, "refresh": True, "prevExist": True}, 211, "refresh", id="refresh-value"
         ),
         pytest.param(None, {"refresh": True, "prevExist": True}, 212, "TTL", id="refresh-no-ttl"),
+        pytest.param("v", {"prevExist": "maybe"}, 209, "Invalid field", id="prev-exist-maybe"),
     ],
 )
 def test_server_validation_errors_are_value_errors(
@@ -278,6 +279,17 @@ def test_server_validation_errors_are_value_errors(
     assert words in str(exc)
     read = etcd_client.read(key)
     assert (read.value, read.ttl) == ("old", None)
+
+
+def test_invalid_read_fields_are_value_errors(etcd_client, etcd_prefix):
+    key = f"{etcd_prefix}/k"
+    etcd_client.write(key, "old")
+    for options, code in (
+        ({"recursive": "maybe"}, 209),
+        ({"waitIndex": "abc", "wait": True}, 203),
+    ):
+        exc = raised(etcd.EtcdValueError, etcd_client.read, key, **options)
+        assert exc.error_code == code
 
 
 def test_delete_with_a_non_numeric_prev_index_is_a_value_error(etcd_client, etcd_prefix):
