@@ -38,7 +38,7 @@ from ._exceptions import (
     EtcdValueError,
     EtcdWatchTimedOut,
 )
-from .keepalive import KeepAlive, _check_ttl
+from .keepalive import KeepAlive, _call_then_set, _check_ttl
 from .lock import _name_of, _queue
 
 if TYPE_CHECKING:
@@ -199,10 +199,8 @@ class Election:
         if keepalive is not self._keepalive:
             return
         self.error = keepalive.error
-        self.lost.set()
         log.warning("Lost the candidacy %s: %s", self._key, keepalive.error)
-        if self._on_lost is not None:
-            self._on_lost(self)
+        _call_then_set(self._on_lost, self, self.lost)
 
     def resign(self) -> None:
         """Stop leading (or campaigning): delete the candidate's key.

@@ -84,6 +84,19 @@ def _check_ttl(ttl: object, what: str = "ttl") -> int:
     return ttl
 
 
+def _call_then_set(
+    callback: Callable[[Any], object] | None, arg: Any, event: threading.Event
+) -> None:
+    """Run a loss callback, then set the event: whoever waits on the event sees its effects."""
+    try:
+        if callback is not None:
+            callback(arg)
+    except Exception:
+        log.exception("The on_lost callback %r failed", callback)
+    finally:
+        event.set()
+
+
 class KeepAlive:
     """Write a key with a TTL and keep refreshing it until stopped.
 
@@ -139,7 +152,7 @@ class KeepAlive:
         self._created: int | None = None
         #: Set when the key is lost: it expired or was deleted (and *recreate*
         #: is off), the server was unreachable for a whole TTL, or the server
-        #: refused a refresh.
+        #: refused a refresh. It is set after *on_lost* has returned.
         self.lost = threading.Event()
         #: The last refresh error, transient or final; ``None`` until one happens.
         self.error: BaseException | None = None
@@ -301,6 +314,4 @@ class KeepAlive:
         if self._stop.is_set():
             return  # stopped meanwhile: nobody relies on the key any more
         log.warning("Lost %s: %s", self._key, exc)
-        self.lost.set()
-        if self._on_lost is not None:
-            self._on_lost(self)
+        _call_then_set(self._on_lost, self, self.lost)

@@ -61,7 +61,7 @@ from ._exceptions import (
     EtcdWatchTimedOut,
 )
 from ._result import EtcdResult
-from .keepalive import KeepAlive, _check_ttl
+from .keepalive import KeepAlive, _call_then_set, _check_ttl
 
 if TYPE_CHECKING:
     from .client import Client
@@ -492,6 +492,4 @@ class Lock:
             return
         self.renew_error = renewer.error
         self.is_taken = False
-        self.lost.set()
-        if self._on_lost is not None:
-            self._on_lost(self)
+        _call_then_set(self._on_lost, self, self.lost)
