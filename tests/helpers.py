@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
@@ -46,3 +48,23 @@ def established_to(ports: set[int]) -> int:
             if int(fields[2].rsplit(":", 1)[1], 16) in ports and fields[3] == "01":
                 count += 1
     return count
+
+
+def consume_in_thread(items: Iterable[Any], out: queue.Queue[Any]) -> threading.Thread:
+    """Iterate *items* in a daemon thread, putting each item on *out*.
+
+    An exception is put on *out* too (for the test to assert on), and
+    :class:`StopIteration` when the iteration has ended.
+    """
+
+    def run() -> None:
+        try:
+            for item in items:
+                out.put(item)
+        except Exception as exc:  # handed to the test, which asserts on it
+            out.put(exc)
+        out.put(StopIteration)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread

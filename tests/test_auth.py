@@ -18,7 +18,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
@@ -27,6 +27,7 @@ from etcd import auth
 from etcd.testing import EtcdCluster
 
 from .fakes import FakeServer, Reply
+from .recipes_support import public_only
 
 ROOT_PASSWORD = "root-Pw-7f3a9c1e"
 ALICE_PASSWORD = "alice-пароль-42d1"  # non-ASCII: sent as UTF-8
@@ -48,22 +49,6 @@ SECRETS = (
         for password in PASSWORDS
     ),
 )
-
-
-class PublicOnly:
-    """A client stand-in that fails the test when etcd.auth touches a private attribute."""
-
-    def __init__(self, client: etcd.Client) -> None:
-        self.wrapped = client
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AssertionError(f"etcd.auth reached into Client.{name}")
-        return getattr(self.wrapped, name)
-
-
-def public_only(client: etcd.Client) -> etcd.Client:
-    return cast(etcd.Client, PublicOnly(client))
 
 
 # --------------------------------------------------------------------------

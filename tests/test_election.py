@@ -13,7 +13,7 @@ import pytest
 
 import etcd
 
-from .helpers import wait_for
+from .helpers import consume_in_thread, wait_for
 from .recipes_support import kill, public_only, python_process
 
 
@@ -35,31 +35,14 @@ def _campaign_in_thread(
     return thread, outcome
 
 
-def _observe_in_thread(
-    observer: etcd.LeaderObserver,
-) -> tuple[threading.Thread, queue.Queue[Any]]:
-    seen: queue.Queue[Any] = queue.Queue()
-
-    def run() -> None:
-        try:
-            for value in observer:
-                seen.put(value)
-        except Exception as exc:  # handed to the test, which asserts on it
-            seen.put(exc)
-        seen.put(StopIteration)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, seen
-
-
 def test_leadership_passes_on_when_the_leader_resigns(etcd_client):
     client = public_only(etcd_client)
     first = etcd.Election(client, "jobs", value="host-1", ttl=5)
     second = etcd.Election(client, "jobs", value="host-2", ttl=5)
     assert first.leader() is None
     observer = first.observe()
-    watching, seen = _observe_in_thread(observer)
+    seen: queue.Queue[Any] = queue.Queue()
+    watching = consume_in_thread(observer, seen)
     assert seen.get(timeout=5) is None  # nobody leads yet
 
     first.campaign()

@@ -13,26 +13,10 @@ from typing import Any
 import pytest
 
 import etcd
-from etcd.watch import Snapshot, Watcher
+from etcd.watch import Snapshot
 
 from .fakes import FakeServer, Reply, dropped_watch
-from .helpers import established_to, wait_for
-
-
-def _consume(watcher: Watcher, out: queue.Queue[Any]) -> threading.Thread:
-    """Iterate *watcher* in a thread, putting each item (or the error) on *out*."""
-
-    def run() -> None:
-        try:
-            for item in watcher:
-                out.put(item)
-        except Exception as exc:  # handed to the test, which asserts on it
-            out.put(exc)
-        out.put(StopIteration)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
+from .helpers import consume_in_thread, established_to, wait_for
 
 
 def _writer_process(member: Any, prefix: str, count: int) -> subprocess.Popen[bytes]:
@@ -137,7 +121,7 @@ def test_floor_follows_the_server_while_other_keys_change(etcd_client, etcd_pref
     start = etcd_client.write(f"{etcd_prefix}/noise", "0")
     out: queue.Queue[Any] = queue.Queue()
     watcher = etcd_client.watcher(key, index=start.modifiedIndex + 1, poll_timeout=0.2)
-    thread = _consume(watcher, out)
+    thread = consume_in_thread(watcher, out)
     for i in range(1100):  # more than the server's history of 1,000 events
         etcd_client.write(f"{etcd_prefix}/noise", str(i))
     # Let at least one long poll time out after the burst, so the floor moves.
@@ -154,7 +138,7 @@ def test_watcher_outlives_its_long_poll_bound(etcd_client, etcd_prefix):
     key = f"{etcd_prefix}/idle"
     out: queue.Queue[Any] = queue.Queue()
     watcher = etcd_client.watcher(key, poll_timeout=0.2)
-    thread = _consume(watcher, out)
+    thread = consume_in_thread(watcher, out)
     time.sleep(1.0)  # idle for five long-poll bounds: the point of the test, not a sync
     assert out.empty()
     marker = etcd_client.write(key, "late")
@@ -172,7 +156,7 @@ def test_stop_from_another_thread_ends_iteration_promptly(etcd_server, etcd_pref
     sockets_before = established_to({member.port})
     out: queue.Queue[Any] = queue.Queue()
     watcher = client.watcher(f"{etcd_prefix}/never", poll_timeout=60)
-    thread = _consume(watcher, out)
+    thread = consume_in_thread(watcher, out)
     assert wait_for(lambda: established_to({member.port}) > sockets_before, timeout=5)
 
     started = time.monotonic()
@@ -194,7 +178,7 @@ def test_watcher_uses_its_own_connection(etcd_server, etcd_prefix):
     client = etcd.Client(host=member.host, port=member.port, per_host_pool_size=1)
     out: queue.Queue[Any] = queue.Queue()
     watchers = [client.watcher(f"{etcd_prefix}/w{i}", poll_timeout=30) for i in range(3)]
-    threads = [_consume(w, out) for w in watchers]
+    threads = [consume_in_thread(w, out) for w in watchers]
     # Three long polls are waiting; ordinary requests of the client still go through.
     assert wait_for(lambda: client.store_stats["watchers"] >= 3, timeout=5)
     client.write(f"{etcd_prefix}/other", "v", timeout=2)
@@ -234,7 +218,7 @@ def test_watcher_survives_the_death_of_its_member(etcd_cluster_factory):
     watcher = watch_client.watcher(
         "/survive", recursive=True, index=start_index + 1, poll_timeout=2
     )
-    thread = _consume(watcher, out)
+    thread = consume_in_thread(watcher, out)
     acked: list[int | None] = []
     for i in range(300):
         acked.append(writer.write(f"/survive/k{i % 10}", str(i)).modifiedIndex)
