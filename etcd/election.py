@@ -36,6 +36,7 @@ from ._exceptions import (
     EtcdKeyNotFound,
     EtcdLockExpired,
     EtcdValueError,
+    EtcdWatcherCleared,
     EtcdWatchTimedOut,
 )
 from .keepalive import KeepAlive, _call_then_set, _check_ttl
@@ -191,7 +192,9 @@ class Election:
                 wait = min(wait, remaining)
             predecessor = entries[position - 1]
             # Gone already, time to check, or the history moved on: read again.
-            with contextlib.suppress(EtcdKeyNotFound, EtcdWatchTimedOut, EtcdEventIndexCleared):
+            with contextlib.suppress(
+                EtcdKeyNotFound, EtcdWatchTimedOut, EtcdEventIndexCleared, EtcdWatcherCleared
+            ):
                 # Nothing happened to the predecessor after the read.
                 self.client.watch(predecessor.key or "", index=index + 1, timeout=wait)
 

@@ -61,6 +61,8 @@ _RETRY_FIRST = 0.05
 
 #: Errors after which the key may still be alive: the server was unreachable,
 #: leaderless, or timed out inside raft.
+# A refresh that hangs must not hold up stop() (and a lock's release) for long.
+_REFRESH_TIMEOUT_MAX = 5.0
 _TRANSIENT = (EtcdConnectionFailed, EtcdRaftInternalError, EtcdLeaderElectionInProgress)
 
 
@@ -150,6 +152,7 @@ class KeepAlive:
         self._thread: threading.Thread | None = None
         self._index: int | None = None
         self._created: int | None = None
+        self._written: str | None = None  # the value as the server stored it
         #: Set when the key is lost: it expired or was deleted (and *recreate*
         #: is off), the server was unreachable for a whole TTL, or the server
         #: refused a refresh. It is set after *on_lost* has returned.
@@ -194,6 +197,7 @@ class KeepAlive:
         if self._thread is not None:
             raise RuntimeError("this KeepAlive was started already")
         result = self._client.write(self._key, self._value, ttl=self._ttl)
+        self._written = result.value
         self._begin(result.modifiedIndex, result.createdIndex)
         return result
 
@@ -275,7 +279,7 @@ class KeepAlive:
     def _refresh_once(self) -> None:
         # Bounded, so that an unanswered refresh cannot outlive the TTL;
         # re-sending a refresh to another member is harmless.
-        timeout = max(self._interval, 0.5)
+        timeout = min(max(self._interval, 0.5), _REFRESH_TIMEOUT_MAX)
         condition = {} if self._index is None else {"prevIndex": self._index}
         try:
             # prevIndex: never keep alive a key that someone else has written since.
@@ -294,8 +298,13 @@ class KeepAlive:
             current = self._client.read(self._key, timeout=timeout)
         except EtcdKeyNotFound as gone:
             return self._write_again(gone, timeout)
-        if self._created is not None and current.createdIndex == self._created:
-            # Still our key: a refresh keeps createdIndex, a write does not.
+        if (
+            self._created is not None
+            and current.createdIndex == self._created
+            and (self._value is None or current.value == self._written)
+        ):
+            # Still our key: a refresh keeps createdIndex and the value; a plain
+            # write changes createdIndex, a compare-and-swap the value.
             return current
         return self._write_again(exc, timeout)
 
@@ -307,6 +316,7 @@ class KeepAlive:
         log.warning("%s had disappeared or changed; writing it again", self._key)
         result = self._client.write(self._key, self._value, ttl=self._ttl, timeout=timeout)
         self._created = result.createdIndex
+        self._written = result.value
         self.recreated += 1
         return result
 

@@ -58,6 +58,7 @@ from ._exceptions import (
     EtcdException,
     EtcdKeyNotFound,
     EtcdLockExpired,
+    EtcdWatcherCleared,
     EtcdWatchTimedOut,
 )
 from ._result import EtcdResult
@@ -151,7 +152,6 @@ class Lock:
         # one whose key was deleted. acquire() then needs no look-up first.
         self._no_key_for: tuple[str, str | None] | None = (self._uuid, None)
         self._read_index: int | None = None
-        self._history_cleared = False
         #: Set when ``auto_renew`` found the lock lost; cleared by the next acquire.
         #:
         #: .. versionadded:: 0.5.0
@@ -279,7 +279,6 @@ class Lock:
         self.lost.clear()
         self.renew_error = None
         self._lock_ttl = lock_ttl or None
-        self._history_cleared = False
         self._enqueue(lock_ttl)
         remaining: float = 0
         if timeout is not None and timeout > 0:
@@ -320,8 +319,8 @@ class Lock:
             deadline = time.monotonic() + timeout
         try:
             while True:
-                _, predecessor = self._get_locker()
-                if predecessor is None:
+                first, predecessor = self._get_locker()
+                if predecessor is None or first == self.lock_key:
                     self.is_taken = True
                     log.debug("Acquired lock %s with %s", self.path, self._sequence)
                     return True
@@ -348,19 +347,18 @@ class Lock:
         if lock_ttl:
             wait = min(wait, lock_ttl / 3) if wait else lock_ttl / 3
         index = None
-        if self._history_cleared and self._read_index is not None:
-            # The predecessor's last change has left the server's history;
-            # nothing happened to it between the last read and now.
+        if self._read_index is not None:
+            # Nothing happened to the predecessor between its last change and
+            # the read, and the read's index is never out of the history.
             index = self._read_index + 1
         elif predecessor.modifiedIndex is not None:
             index = predecessor.modifiedIndex + 1
-        self._history_cleared = False
         try:
             self.client.watch(predecessor.key or "", index=index, timeout=wait)
-        except EtcdKeyNotFound:
-            pass  # gone before the watch started: look again
+        except (EtcdKeyNotFound, EtcdWatcherCleared):
+            pass  # gone before the watch started, or the server dropped it: look again
         except EtcdEventIndexCleared:
-            self._history_cleared = True  # read again, then watch from that read
+            pass  # read again, then watch from that read
         except EtcdWatchTimedOut:
             if deadline is not None and time.monotonic() >= deadline:
                 return  # the loop raises the timeout

@@ -92,10 +92,14 @@ def test_recreate_writes_the_key_again(etcd_client, etcd_prefix):
     assert not _exists(etcd_client, key)
 
 
-def test_a_key_someone_else_wrote_is_lost_and_left_alone(etcd_client, etcd_prefix):
+@pytest.mark.parametrize("conditional", [False, True], ids=["set", "compare-and-swap"])
+def test_a_key_someone_else_wrote_is_lost_and_left_alone(etcd_client, etcd_prefix, conditional):
     key = f"{etcd_prefix}/taken-over"
     with etcd.KeepAlive(public_only(etcd_client), key, "mine", ttl=3, interval=0.2) as alive:
-        etcd_client.write(key, "theirs", ttl=30)
+        if conditional:  # keeps createdIndex: only the value tells it apart
+            etcd_client.write(key, "theirs", ttl=30, prevValue="mine")
+        else:
+            etcd_client.write(key, "theirs", ttl=30)
         assert alive.lost.wait(timeout=3)
         assert isinstance(alive.error, etcd.EtcdCompareFailed)
     assert etcd_client.read(key).value == "theirs"
