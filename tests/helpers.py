@@ -68,3 +68,25 @@ def consume_in_thread(items: Iterable[Any], out: queue.Queue[Any]) -> threading.
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
+
+
+def call_in_thread(
+    call: Callable[..., Any], *args: Any, **kwargs: Any
+) -> tuple[threading.Thread, dict[str, Any]]:
+    """Run ``call(*args, **kwargs)`` in a daemon thread.
+
+    The returned dict gets ``"result"`` (or ``"error"``, for the test to assert
+    on) and ``"at"``, the ``time.monotonic()`` at which the call ended.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = call(*args, **kwargs)
+        except Exception as exc:  # handed to the test, which asserts on it
+            outcome["error"] = exc
+        outcome["at"] = time.monotonic()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome

@@ -4,32 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
-from typing import Any
 
 import pytest
 
 import etcd
 
-from .helpers import wait_for
+from .helpers import call_in_thread, wait_for
 from .recipes_support import counting, kill, leaves, public_only, python_process
-
-
-def _acquire_in_thread(lock: etcd.Lock, **kwargs: Any) -> tuple[threading.Thread, dict[str, Any]]:
-    """Call ``lock.acquire(**kwargs)`` in a thread; the outcome lands in the returned dict."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["result"] = lock.acquire(**kwargs)
-        except Exception as exc:  # handed to the test, which asserts on it
-            outcome["error"] = exc
-        outcome["at"] = time.monotonic()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, outcome
 
 
 def _queued(client: etcd.Client, lock: etcd.Lock) -> list[str]:
@@ -119,7 +101,7 @@ def test_a_killed_holder_is_replaced_within_its_ttl(etcd_client, etcd_prefix, et
     try:
         assert wait_for(lambda: marker in etcd_client, timeout=15)
         waiter = etcd.Lock(public_only(etcd_client), "crash")
-        thread, outcome = _acquire_in_thread(waiter, lock_ttl=10, timeout=30)
+        thread, outcome = call_in_thread(waiter.acquire, lock_ttl=10, timeout=30)
         assert wait_for(lambda: len(_queued(etcd_client, waiter)) == 2)
         # The holder renews in the background: its TTL passes and it still holds.
         assert not wait_for(lambda: "at" in outcome, timeout=ttl + 1)
@@ -201,7 +183,7 @@ def test_a_waiter_with_a_short_ttl_keeps_its_key(etcd_client):
     holder = etcd.Lock(public_only(etcd_client), "long")
     assert holder.acquire(lock_ttl=None)
     waiter = etcd.Lock(public_only(etcd_client), "long")
-    thread, outcome = _acquire_in_thread(waiter, lock_ttl=1)
+    thread, outcome = call_in_thread(waiter.acquire, lock_ttl=1)
     assert wait_for(lambda: len(_queued(etcd_client, holder)) == 2)
     queued_key = waiter.lock_key
     # Three TTLs: an unrefreshed key would have expired (and the wait failed).
@@ -219,7 +201,7 @@ def test_renewing_does_not_wake_the_waiters(etcd_client):
     assert holder.acquire(lock_ttl=2)
     client, calls = counting(etcd_client)
     waiter = etcd.Lock(client, "quiet")
-    thread, outcome = _acquire_in_thread(waiter, lock_ttl=None)
+    thread, outcome = call_in_thread(waiter.acquire, lock_ttl=None)
     assert wait_for(lambda: calls["watch"] == 1)
     first = etcd_client.read(holder.lock_key).modifiedIndex
     for _ in range(3):
@@ -239,7 +221,7 @@ def test_a_waiter_survives_the_history_moving_past_it(etcd_client, etcd_prefix):
     assert holder.acquire(lock_ttl=None)
     client, calls = counting(etcd_client)
     waiter = etcd.Lock(client, "history")
-    thread, outcome = _acquire_in_thread(waiter, lock_ttl=3)  # watches last 1 s
+    thread, outcome = call_in_thread(waiter.acquire, lock_ttl=3)  # watches last 1 s
     assert wait_for(lambda: calls["watch"] == 1)
     for i in range(1100):
         etcd_client.write(f"{etcd_prefix}/noise", str(i))
