@@ -112,8 +112,11 @@ class EtcdResult:
         walks of the same result.
         """
         obj = object.__new__(EtcdResult)
+        if "nodes" not in node and _PLAIN_NODE_KEYS.issuperset(node):
+            obj.__dict__ = node  # a plain leaf: its state is its node
+            return obj
         if _PLAIN_NODE_KEYS.issuperset(node):
-            state = dict(node)
+            state = dict(node)  # a copy, as "nodes" becomes "_children"
         else:  # fields this library does not know are left out
             state = {k: v for k, v in node.items() if k in _NODE_PROPS or k == "nodes"}
         nodes = state.pop("nodes", None)
