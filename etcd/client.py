@@ -1133,14 +1133,14 @@ class Client:
                 and self._failover_on_server_error
             ):
                 try:
-                    self._handle_server_response(response)
+                    return self._handle_server_response(response)  # a subclass may accept it
                 except EtcdException as server_error:
                     failures[base] = server_error
                     log.warning("%s answered %s: %s", base, response.status, server_error)
-                try:
-                    self._next_server(cause=failures.get(base), tried=failures)
-                except EtcdConnectionFailed:
-                    return self._handle_server_response(response)  # the server's own error
+                    try:
+                        self._next_server(cause=server_error, tried=failures)
+                    except EtcdConnectionFailed:
+                        raise server_error from None  # every member tried: the server's own error
                 time.sleep(backoff)
                 backoff = min(backoff * 2, _SERVER_ERROR_BACKOFF_MAX)
                 continue
