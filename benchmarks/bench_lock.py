@@ -6,9 +6,6 @@ the key is first, and DELETE the key. The floor sends exactly those three with
 a bare urllib3 pool and decodes the two JSON answers it needs (the key's name,
 the directory), so the ratio is the cost of the recipe and the client around
 the same wire work.
-
-Registered by ``benchmarks/run.py``; it takes that script's ``Context`` and
-returns its ``Row`` objects.
 """
 
 from __future__ import annotations
@@ -16,26 +13,16 @@ from __future__ import annotations
 import gc
 import json
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-import urllib3
+from _common import Benchmark, Context, Row, check_status
 
 import etcd
 
-if TYPE_CHECKING:
-    from run import Context, Row
-
 #: The highest acceptable lock-cycle time over the floor's.
 TARGET = 1.3
-
-
-def _check(response: urllib3.BaseHTTPResponse) -> None:
-    if response.status not in (200, 201):
-        raise RuntimeError(f"etcd answered {response.status}: {response.data[:200]!r}")
 
 
 def _timed(cycle: Callable[[], object], count: int) -> tuple[float, float]:
@@ -49,8 +36,6 @@ def _timed(cycle: Callable[[], object], count: int) -> tuple[float, float]:
 
 def bench_lock(ctx: Context) -> list[Row]:
     """Time uncontended lock cycles and the three-request floor in interleaved rounds."""
-    # The Row class of the script that made ctx (run.py runs as __main__).
-    row = sys.modules[type(ctx).__module__].Row
     settings = ctx.settings
     cycles = max(1, settings.ops // 2)
     directory = "/bench/lock/raw"
@@ -65,15 +50,15 @@ def bench_lock(ctx: Context) -> list[Row]:
             fields={"value": value, "ttl": "3600"},
             encode_multipart=False,
         )
-        _check(created)
+        check_status(created)
         key = json.loads(created.data)["node"]["key"]
         listing = pool.request("GET", directory_url + "?recursive=true")
-        _check(listing)
+        check_status(listing)
         nodes = json.loads(listing.data)["node"]["nodes"]
         if min(node["key"] for node in nodes) != key:
             raise RuntimeError("the raw key is not first in an uncontended queue")
         deleted = pool.request("DELETE", ctx.key_url(key))
-        _check(deleted)
+        check_status(deleted)
         return deleted
 
     with ctx.cluster.client(per_host_pool_size=10, lock_prefix="/bench/lock") as client:
@@ -108,7 +93,7 @@ def bench_lock(ctx: Context) -> list[Row]:
         return f"{min(values) * scale:.0f}-{max(values) * scale:.0f}"
 
     return [
-        row(
+        Row(
             "lock acquire+release (uncontended)",
             "µs/cycle",
             lock_us,
@@ -120,7 +105,7 @@ def bench_lock(ctx: Context) -> list[Row]:
                 f"floor {spread(raw_wall, 1e6)} µs"
             ),
         ),
-        row(
+        Row(
             "lock acquire+release: client CPU",
             "CPU µs/cycle",
             statistics.median(lock_cpu) * 1e6,
@@ -128,3 +113,8 @@ def bench_lock(ctx: Context) -> list[Row]:
             note="informational: the server's share of the wall time is not in it",
         ),
     ]
+
+
+BENCHMARK = Benchmark(
+    "lock", "uncontended etcd.Lock acquire + release vs POST + recursive GET + DELETE", bench_lock
+)

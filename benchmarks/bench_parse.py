@@ -1,0 +1,165 @@
+"""A 100,000-leaf recursive read parsed and walked, against ``json.loads`` of the same body."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import urllib3
+from _common import PREFIX, Benchmark, Context, Row, best_wall_time, check_status
+from urllib3.response import HTTPResponse
+
+
+def _seed_tree(ctx: Context, pool: urllib3.PoolManager, root: str) -> tuple[bytes, dict[str, str]]:
+    """Write real keys below *root* and return the recursive read of it."""
+    seed_dirs = 10
+    per_dir = max(1, ctx.settings.seed_keys // seed_dirs)
+    for d in range(seed_dirs):
+        for k in range(per_dir):
+            response = pool.request_encode_body(
+                "PUT",
+                ctx.key_url(f"{root}/d{d:03d}/k{k:05d}"),
+                fields={"value": f"value-{d * per_dir + k:06d}"},
+                encode_multipart=False,
+            )
+            check_status(response)
+    response = pool.request("GET", ctx.key_url(root), fields={"recursive": "true"})
+    check_status(response)
+    return response.data, dict(response.headers)
+
+
+def _synthesize_tree(real: bytes, dirs: int, leaves: int) -> bytes:
+    """A recursive-read body of *leaves* leaves over *dirs* directories.
+
+    Every node is a copy of a node of the real answer *real*, with its key,
+    value and indexes changed, so the field set and order are the server's.
+    """
+    answer = json.loads(real)
+    root = answer["node"]
+    dir_template = root["nodes"][0]
+    leaf_template = dir_template["nodes"][0]
+    index = int(leaf_template["createdIndex"])
+    per_dir, extra = divmod(leaves, dirs)
+    nodes: list[dict[str, Any]] = []
+    for d in range(dirs):
+        children: list[dict[str, Any]] = []
+        for k in range(per_dir + (1 if d < extra else 0)):
+            leaf = dict(leaf_template)
+            leaf["key"] = f"{root['key']}/d{d:03d}/k{k:05d}"
+            leaf["value"] = f"value-{len(children) + d * per_dir + min(d, extra):06d}"
+            leaf["modifiedIndex"] = leaf["createdIndex"] = index
+            index += 1
+            children.append(leaf)
+        node = dict(dir_template)
+        node["key"] = f"{root['key']}/d{d:03d}"
+        node["nodes"] = children
+        nodes.append(node)
+    answer["node"] = dict(root, nodes=nodes)
+    body = json.dumps(answer, separators=(",", ":")).encode()
+    return body + b"\n" if real.endswith(b"\n") else body
+
+
+def bench_parse(ctx: Context) -> list[Row]:
+    settings = ctx.settings
+    pool = ctx.raw_pool()
+    real, headers = _seed_tree(ctx, pool, f"{PREFIX}/tree")
+    pool.clear()
+    body = _synthesize_tree(real, settings.tree_dirs, settings.tree_leaves)
+    headers["Content-Length"] = str(len(body))
+    expected = settings.tree_leaves
+
+    def response() -> HTTPResponse:
+        return HTTPResponse(body=body, headers=headers, status=200, preload_content=True)
+
+    with ctx.client() as client:
+        # A sanity pass, which also warms the code up.
+        leaves = list(client._result_from_response(response()).leaves)
+        if len(leaves) != expected or leaves[-1].value is None:
+            raise RuntimeError(f"parsed {len(leaves)} leaves, expected {expected}")
+        del leaves
+
+        def floor_work() -> Callable[[], object]:
+            return lambda: json.loads(body)
+
+        def parse_only() -> Callable[[], object]:
+            resp = response()
+            return lambda: client._result_from_response(resp)
+
+        def parse_and_walk() -> Callable[[], object]:
+            resp = response()
+
+            def timed() -> object:
+                result = client._result_from_response(resp)
+                seen = 0
+                for leaf in result.leaves:
+                    if leaf.key and leaf.value is not None:
+                        seen += 1
+                if seen != expected:
+                    raise RuntimeError(f"walked {seen} leaves, expected {expected}")
+                return result
+
+            return timed
+
+        def parse_and_keep() -> Callable[[], object]:
+            resp = response()
+
+            def timed() -> object:
+                leaves = list(client._result_from_response(resp).leaves)
+                seen = 0
+                for leaf in leaves:
+                    if leaf.key and leaf.value is not None:
+                        seen += 1
+                if seen != expected:
+                    raise RuntimeError(f"kept {seen} leaves, expected {expected}")
+                return leaves
+
+            return timed
+
+        runs = settings.parse_runs
+        floor = best_wall_time(floor_work, runs)
+        walk = best_wall_time(parse_and_walk, runs)
+        parse = best_wall_time(parse_only, runs)
+        keep = best_wall_time(parse_and_keep, runs)
+        keep_no_gc = best_wall_time(parse_and_keep, runs, pause_gc=True)
+        # The floor once more, after the client, so that a machine that slowed
+        # down during the run does not flatter the client.
+        floor = min(floor, best_wall_time(floor_work, runs))
+
+    size = f"{expected:,} leaves in {settings.tree_dirs} dirs, {len(body) / 1e6:.1f} MB"
+    return [
+        Row(
+            "recursive read: parse + iterate leaves",
+            "ms (best)",
+            walk * 1e3,
+            floor * 1e3,
+            target=1.6,
+            note=size,
+        ),
+        Row(
+            "recursive read: parse + list(leaves)",
+            "ms (best)",
+            keep * 1e3,
+            floor * 1e3,
+            note="informational: every leaf object kept alive at once",
+        ),
+        Row(
+            "recursive read: parse + list(leaves), GC paused",
+            "ms (best)",
+            keep_no_gc * 1e3,
+            floor * 1e3,
+            note="informational: the rest of the gap above is cyclic GC",
+        ),
+        Row(
+            "recursive read: parse only",
+            "ms (best)",
+            parse * 1e3,
+            floor * 1e3,
+            note="informational: _result_from_response without iterating",
+        ),
+    ]
+
+
+BENCHMARK = Benchmark(
+    "parse", "recursive-read body to EtcdResult + all leaves vs json.loads alone", bench_parse
+)
