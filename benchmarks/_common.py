@@ -12,6 +12,7 @@ import gc
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import urllib3
 
@@ -84,6 +85,10 @@ class Settings:
     :param threads_rounds: interleaved client/raw rounds of the threads benchmark.
     :param threads_seconds: how long one side reads at one thread count in a round.
     :param threads_warmup: seconds each side reads with the most threads first.
+    :param peer_rounds: alternating rounds of the peers benchmark (each contender
+        does *ops* reads, then *ops* writes, per round).
+    :param peer_threads_rounds: alternating rounds of the peers' thread comparison.
+    :param peer_threads_seconds: how long one side reads flat out in such a round.
     """
 
     rounds: int = 5
@@ -103,6 +108,9 @@ class Settings:
     threads_rounds: int = 5
     threads_seconds: float = 1.0
     threads_warmup: float = 0.5
+    peer_rounds: int = 8
+    peer_threads_rounds: int = 5
+    peer_threads_seconds: float = 1.0
 
     @classmethod
     def quick(cls) -> Settings:
@@ -121,15 +129,25 @@ class Settings:
             threads_rounds=3,
             threads_seconds=0.3,
             threads_warmup=0.2,
+            peer_rounds=3,
+            peer_threads_rounds=2,
+            peer_threads_seconds=0.3,
         )
 
 
 @dataclasses.dataclass
 class Context:
-    """What a benchmark gets: the running server and the settings."""
+    """What a benchmark gets: the running server, the settings, the peers' folder.
+
+    :param peers_dir: where the peers benchmark keeps the virtual environments
+        of the clients it compares with (created on first use, then reused).
+    """
 
     cluster: etcd.testing.EtcdCluster
     settings: Settings
+    peers_dir: Path = dataclasses.field(
+        default_factory=lambda: Path(__file__).resolve().parent / ".peers"
+    )
 
     @property
     def base_url(self) -> str:

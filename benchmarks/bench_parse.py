@@ -133,7 +133,7 @@ def bench_parse(ctx: Context) -> list[Row]:
             "ms (best)",
             walk * 1e3,
             floor * 1e3,
-            target=1.6,
+            target=1.5,
             note=size,
         ),
         Row(

@@ -5,7 +5,7 @@ measured)::
 
     python benchmarks/run.py            # full run, prints a report
     python benchmarks/run.py --quick    # smoke run
-    python benchmarks/run.py --only read,write
+    python benchmarks/run.py --only read,peers
     python benchmarks/run.py --check    # exit 1 when a target is missed
 
 The script starts a throwaway etcd through :mod:`etcd.testing`, so every figure
@@ -45,6 +45,7 @@ except ImportError as exc:  # pragma: no cover - depends on how the script is st
 
 import bench_lock  # noqa: E402
 import bench_parse  # noqa: E402
+import bench_peers  # noqa: E402
 import bench_read  # noqa: E402
 import bench_threads  # noqa: E402
 import bench_watch  # noqa: E402
@@ -61,6 +62,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         bench_watch,
         bench_threads,
         bench_lock,
+        bench_peers,
     )
 }
 
@@ -123,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--rounds", type=int, help="override the interleaved rounds")
     parser.add_argument("--ops", type=int, help="override the requests per side and round")
+    parser.add_argument(
+        "--peers-dir",
+        type=Path,
+        help="where the peers' virtual environments are kept (default: benchmarks/.peers)",
+    )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     return parser
 
@@ -173,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     broken: list[str] = []
     with etcd.testing.etcd_server(binary=args.etcd_binary) as cluster:
         ctx = Context(cluster, settings)
+        if args.peers_dir is not None:
+            ctx.peers_dir = args.peers_dir
         rows = list(_run(selected, ctx, broken))
         server_version = cluster.version
 
