@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 import urllib3
 
 from . import _transport
+from . import members as _members
 from ._endpoints import Member, discover_srv, format_uri
 from ._exceptions import (
     EtcdClusterIdChanged,
@@ -56,11 +57,6 @@ _TRUE_FALSE = {True: "true", False: "false"}
 _OWN_OPTIONS = frozenset(
     {"prevValue", "prevIndex", "prevExist", "refresh", "recursive", "wait", "waitIndex"}
     | {"sorted", "quorum"}
-)
-_HEALTH_ERRORS: tuple[type[BaseException], ...] = (
-    *_transport.TRANSPORT_ERRORS,
-    ValueError,
-    AttributeError,
 )
 _SERVER_ERROR_BACKOFF = 0.05
 _SERVER_ERROR_BACKOFF_MAX = 1.0
@@ -447,13 +443,6 @@ class Client:
             text = response.data.decode("utf-8", errors="replace")
             return [part.strip() for part in text.split(",") if part.strip()]
 
-    def _get_json(self, path: str) -> Any:
-        response = self.api_execute(self.version_prefix + path, self._MGET)
-        try:
-            return json.loads(response.data)
-        except ValueError as exc:
-            raise EtcdException("Cannot parse json data in the response") from exc
-
     @property
     def members(self) -> dict[str, dict[str, Any]]:
         """The cluster's members by id, each a dict with ``id``, ``name``,
@@ -461,14 +450,7 @@ class Client:
 
         .. note:: Each access is a request.
         """
-        try:
-            data = self._get_json("/members")
-            self._members = {m["id"]: m for m in data["members"]}
-        except (EtcdException, LookupError, TypeError, ValueError) as exc:
-            raise EtcdException(
-                "Could not get the members list, maybe the cluster has gone away?"
-            ) from exc
-        return self._members
+        return _members.members(self)
 
     @property
     def leader(self) -> dict[str, Any]:
@@ -476,11 +458,7 @@ class Client:
 
         .. note:: Each access makes two requests.
         """
-        try:
-            leader_id = self.stats["leaderInfo"]["leader"]
-            return self.members[leader_id]
-        except (EtcdException, LookupError, TypeError) as exc:
-            raise EtcdException(f"Cannot get leader data: {exc}") from exc
+        return _members.leader(self)
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -488,7 +466,7 @@ class Client:
 
         .. note:: Each access is a request.
         """
-        result: dict[str, Any] = self._get_json("/stats/self")
+        result: dict[str, Any] = _members.get_json(self, "/stats/self")
         return result
 
     @property
@@ -498,7 +476,7 @@ class Client:
         .. note:: Each access is a request. A follower refuses it with
            ``EtcdException("not current leader : None")``.
         """
-        result: dict[str, Any] = self._get_json("/stats/leader")
+        result: dict[str, Any] = _members.get_json(self, "/stats/leader")
         return result
 
     @property
@@ -507,7 +485,7 @@ class Client:
 
         .. note:: Each access is a request.
         """
-        result: dict[str, Any] = self._get_json("/stats/store")
+        result: dict[str, Any] = _members.get_json(self, "/stats/store")
         return result
 
     @property
@@ -546,11 +524,7 @@ class Client:
 
         .. versionadded:: 0.5.0
         """
-        data = self._get_json("/members")
-        try:
-            return [Member.from_json(m) for m in data["members"] or ()]
-        except (KeyError, TypeError) as exc:
-            raise EtcdException(f"Unable to decode the member list: {data!r}") from exc
+        return _members.get_members(self)
 
     def get_leader(self) -> Member:
         """The member that leads the cluster, from ``/v2/members/leader``.
@@ -559,10 +533,7 @@ class Client:
 
         .. versionadded:: 0.5.0
         """
-        data = self._get_json("/members/leader")
-        if not isinstance(data, Mapping):
-            raise EtcdException(f"Unable to decode the leader: {data!r}")
-        return Member.from_json(data)
+        return _members.get_leader(self)
 
     def add_member(self, peer_urls: Sequence[str]) -> Member:
         """Announce a new member to the cluster, before it is started.
@@ -574,25 +545,7 @@ class Client:
 
         .. versionadded:: 0.5.0
         """
-        if isinstance(peer_urls, str):
-            raise EtcdTypeError("peer_urls must be a list of URLs, not a string")
-        try:
-            response = self.api_execute_json(
-                self.version_prefix + "/members", self._MPOST, {"peerURLs": list(peer_urls)}
-            )
-        except EtcdException as exc:
-            if isinstance(exc.payload, Mapping) and exc.payload.get("status") == 500:
-                raise EtcdException(
-                    f"The cluster refused to add a member ({exc}). etcd does so until its "
-                    "members have been connected for 5 seconds, and when the new member "
-                    "could cost the cluster its quorum; try again later.",
-                    exc.payload,
-                ) from exc
-            raise
-        try:
-            return Member.from_json(json.loads(response.data))
-        except (ValueError, AttributeError) as exc:
-            raise EtcdException(f"Unable to decode the new member: {response.data!r}") from exc
+        return _members.add_member(self, peer_urls)
 
     def remove_member(self, member_id: str) -> None:
         """Remove a member from the cluster.
@@ -601,14 +554,7 @@ class Client:
 
         .. versionadded:: 0.5.0
         """
-        self._request(
-            self._member_path(member_id),
-            self._MDELETE,
-            None,
-            None,
-            json_body=False,
-            no_content=True,
-        )
+        _members.remove_member(self, member_id)
 
     def update_member(self, member_id: str, peer_urls: Sequence[str]) -> None:
         """Change the peer URLs of a member.
@@ -617,21 +563,7 @@ class Client:
 
         .. versionadded:: 0.5.0
         """
-        if isinstance(peer_urls, str):
-            raise EtcdTypeError("peer_urls must be a list of URLs, not a string")
-        self._request(
-            self._member_path(member_id),
-            self._MPUT,
-            {"peerURLs": list(peer_urls)},
-            None,
-            json_body=True,
-            no_content=True,
-        )
-
-    def _member_path(self, member_id: str) -> str:
-        if not isinstance(member_id, str) or not member_id:
-            raise EtcdTypeError(f"member ids are hex strings, not {member_id!r}")
-        return f"{self.version_prefix}/members/{urllib.parse.quote(member_id, safe='')}"
+        _members.update_member(self, member_id, peer_urls)
 
     def sync_members(self) -> list[Member]:
         """Refresh the list of members to fail over to from the cluster itself.
@@ -644,38 +576,7 @@ class Client:
 
         .. versionadded:: 0.5.0
         """
-        with self._endpoint_lock:
-            if self._member_sync_interval is not None:
-                self._next_member_sync = time.monotonic() + self._member_sync_interval
-        members = self.get_members()
-        if not self._allow_reconnect or self._use_proxies:
-            return members
-        leader_url = None
-        if self._prefer_leader:
-            leader = self.get_leader()
-            leader_url = leader.client_urls[0] if leader.client_urls else None
-        urls = [url for m in members for url in m.client_urls]
-        with self._endpoint_lock:
-            if leader_url is not None:
-                self._base_uri = leader_url
-            if urls:
-                self._machines_cache = [u for u in urls if u != self._base_uri]
-        log.debug("Members now: %s, talking to %s", urls, self._base_uri)
-        return members
-
-    def _member_sync_due(self) -> bool:
-        with self._endpoint_lock:
-            if time.monotonic() < self._next_member_sync:
-                return False
-            # one thread syncs; the others go on with what they have
-            self._next_member_sync = time.monotonic() + (self._member_sync_interval or 0)
-            return True
-
-    def _sync_quietly(self) -> None:
-        try:
-            self.sync_members()
-        except EtcdException as exc:
-            log.info("Could not refresh the member list (%s); keeping the old one", exc)
+        return _members.sync_members(self)
 
     def health(self, timeout: float = 5.0) -> dict[str, bool]:
         """Ask every known member whether it is healthy (``GET /health``).
@@ -687,26 +588,7 @@ class Client:
 
         .. versionadded:: 0.5.0
         """
-        with self._endpoint_lock:
-            urls = [self._base_uri, *self._machines_cache]
-        report = {}
-        for url in urls:
-            try:
-                response = self.http.request(
-                    self._MGET,
-                    url + "/health",
-                    headers=self._get_headers(),
-                    timeout=float(timeout),
-                    retries=self._retries,
-                )
-                healthy = response.status == 200 and json.loads(response.data).get("health") in (
-                    "true",
-                    True,
-                )
-            except _HEALTH_ERRORS:
-                healthy = False
-            report[url] = healthy
-        return report
+        return _members.health(self, timeout)
 
     @property
     def election(self) -> NoReturn:
@@ -1091,8 +973,8 @@ class Client:
         json_body: bool,
         no_content: bool = False,
     ) -> urllib3.BaseHTTPResponse:
-        if self._member_sync_interval is not None and self._member_sync_due():
-            self._sync_quietly()
+        if self._member_sync_interval is not None and _members.sync_due(self):
+            _members.sync_quietly(self)
         urllib_timeout = _transport.resolve_timeout(timeout, self._read_timeout)
         watching = bool(params) and isinstance(params, Mapping) and params.get("wait") == "true"
         idempotent = (method == self._MGET and not watching) or _idempotent.get()

@@ -1,0 +1,214 @@
+"""Membership administration and health: the members API of etcd v2.
+
+:class:`etcd.Client` offers all of this as methods and properties of the
+same names (``client.get_members()``, ``client.members``, ...), which call the
+functions here with the client. Every request goes through the client's
+seams (:meth:`~etcd.Client.api_execute`, ``http.request``), so a subclass or
+a test double that replaces them sees these calls too (compat §10).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import _transport
+from ._endpoints import Member
+from ._exceptions import EtcdException, EtcdTypeError
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = [
+    "add_member",
+    "get_leader",
+    "get_members",
+    "health",
+    "leader",
+    "members",
+    "remove_member",
+    "sync_members",
+    "update_member",
+]
+
+log = logging.getLogger("etcd.client")
+
+_HEALTH_ERRORS: tuple[type[BaseException], ...] = (
+    *_transport.TRANSPORT_ERRORS,
+    ValueError,
+    AttributeError,
+)
+
+
+def get_json(client: Client, path: str) -> Any:
+    """``GET version_prefix + path`` through ``client.api_execute``, parsed as JSON."""
+    response = client.api_execute(client.version_prefix + path, client._MGET)
+    try:
+        return json.loads(response.data)
+    except ValueError as exc:
+        raise EtcdException("Cannot parse json data in the response") from exc
+
+
+def members(client: Client) -> dict[str, dict[str, Any]]:
+    """The 0.4.5 ``members`` property: the members by id, stored in ``client._members``."""
+    try:
+        data = get_json(client, "/members")
+        client._members = {m["id"]: m for m in data["members"]}
+    except (EtcdException, LookupError, TypeError, ValueError) as exc:
+        raise EtcdException(
+            "Could not get the members list, maybe the cluster has gone away?"
+        ) from exc
+    return client._members
+
+
+def leader(client: Client) -> dict[str, Any]:
+    """The 0.4.5 ``leader`` property: the leading member, from ``stats`` and ``members``."""
+    try:
+        leader_id = client.stats["leaderInfo"]["leader"]
+        return client.members[leader_id]
+    except (EtcdException, LookupError, TypeError) as exc:
+        raise EtcdException(f"Cannot get leader data: {exc}") from exc
+
+
+def get_members(client: Client) -> list[Member]:
+    """The cluster's members, from ``/v2/members``."""
+    data = get_json(client, "/members")
+    try:
+        return [Member.from_json(m) for m in data["members"] or ()]
+    except (KeyError, TypeError) as exc:
+        raise EtcdException(f"Unable to decode the member list: {data!r}") from exc
+
+
+def get_leader(client: Client) -> Member:
+    """The leading member, from ``/v2/members/leader``."""
+    data = get_json(client, "/members/leader")
+    if not isinstance(data, Mapping):
+        raise EtcdException(f"Unable to decode the leader: {data!r}")
+    return Member.from_json(data)
+
+
+def _peer_urls(peer_urls: Sequence[str]) -> list[str]:
+    if isinstance(peer_urls, str):
+        raise EtcdTypeError("peer_urls must be a list of URLs, not a string")
+    return list(peer_urls)
+
+
+def add_member(client: Client, peer_urls: Sequence[str]) -> Member:
+    """Announce a new member with these peer URLs; returns it with its id."""
+    urls = _peer_urls(peer_urls)
+    try:
+        response = client.api_execute_json(
+            client.version_prefix + "/members", client._MPOST, {"peerURLs": urls}
+        )
+    except EtcdException as exc:
+        if isinstance(exc.payload, Mapping) and exc.payload.get("status") == 500:
+            raise EtcdException(
+                f"The cluster refused to add a member ({exc}). etcd does so until its "
+                "members have been connected for 5 seconds, and when the new member "
+                "could cost the cluster its quorum; try again later.",
+                exc.payload,
+            ) from exc
+        raise
+    try:
+        return Member.from_json(json.loads(response.data))
+    except (ValueError, AttributeError) as exc:
+        raise EtcdException(f"Unable to decode the new member: {response.data!r}") from exc
+
+
+def _member_path(client: Client, member_id: str) -> str:
+    if not isinstance(member_id, str) or not member_id:
+        raise EtcdTypeError(f"member ids are hex strings, not {member_id!r}")
+    return f"{client.version_prefix}/members/{urllib.parse.quote(member_id, safe='')}"
+
+
+def remove_member(client: Client, member_id: str) -> None:
+    """Remove a member from the cluster."""
+    client._request(
+        _member_path(client, member_id),
+        client._MDELETE,
+        None,
+        None,
+        json_body=False,
+        no_content=True,
+    )
+
+
+def update_member(client: Client, member_id: str, peer_urls: Sequence[str]) -> None:
+    """Change the peer URLs of a member."""
+    urls = _peer_urls(peer_urls)
+    client._request(
+        _member_path(client, member_id),
+        client._MPUT,
+        {"peerURLs": urls},
+        None,
+        json_body=True,
+        no_content=True,
+    )
+
+
+def sync_members(client: Client) -> list[Member]:
+    """Refresh the members to fail over to (and, with ``prefer_leader``, the current one)."""
+    with client._endpoint_lock:
+        if client._member_sync_interval is not None:
+            client._next_member_sync = time.monotonic() + client._member_sync_interval
+    found = client.get_members()
+    if not client._allow_reconnect or client._use_proxies:
+        return found
+    leader_url = None
+    if client._prefer_leader:
+        chosen = client.get_leader()
+        leader_url = chosen.client_urls[0] if chosen.client_urls else None
+    urls = [url for m in found for url in m.client_urls]
+    with client._endpoint_lock:
+        if leader_url is not None:
+            client._base_uri = leader_url
+        if urls:
+            client._machines_cache = [u for u in urls if u != client._base_uri]
+    log.debug("Members now: %s, talking to %s", urls, client._base_uri)
+    return found
+
+
+def sync_due(client: Client) -> bool:
+    """Whether a periodic member sync is due; only one thread is told so."""
+    with client._endpoint_lock:
+        if time.monotonic() < client._next_member_sync:
+            return False
+        # one thread syncs; the others go on with what they have
+        client._next_member_sync = time.monotonic() + (client._member_sync_interval or 0)
+        return True
+
+
+def sync_quietly(client: Client) -> None:
+    """:func:`sync_members`, logging instead of raising when the cluster does not answer."""
+    try:
+        client.sync_members()
+    except EtcdException as exc:
+        log.info("Could not refresh the member list (%s); keeping the old one", exc)
+
+
+def health(client: Client, timeout: float = 5.0) -> dict[str, bool]:
+    """Ask every known member ``GET /health``; each URL maps to whether it is healthy."""
+    with client._endpoint_lock:
+        urls = [client._base_uri, *client._machines_cache]
+    report = {}
+    for url in urls:
+        try:
+            response = client.http.request(
+                client._MGET,
+                url + "/health",
+                headers=client._get_headers(),
+                timeout=float(timeout),
+                retries=client._retries,
+            )
+            healthy = response.status == 200 and json.loads(response.data).get("health") in (
+                "true",
+                True,
+            )
+        except _HEALTH_ERRORS:
+            healthy = False
+        report[url] = healthy
+    return report
