@@ -123,7 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--check", action="store_true", help="exit with status 1 when a target is missed"
     )
-    parser.add_argument("--rounds", type=int, help="override the interleaved rounds")
+    parser.add_argument(
+        "--rounds", type=int, help="override the interleaved rounds (read, write, lock, peers)"
+    )
     parser.add_argument("--ops", type=int, help="override the requests per side and round")
     parser.add_argument(
         "--peers-dir",
@@ -171,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings.quick() if args.quick else Settings()
     overrides: dict[str, Any] = {}
     if args.rounds is not None:
-        overrides["rounds"] = args.rounds
+        overrides["rounds"] = overrides["peer_rounds"] = args.rounds
     if args.ops is not None:
         overrides["ops"] = args.ops
     settings = dataclasses.replace(settings, **overrides)
