@@ -16,15 +16,13 @@ import pytest
 import urllib3
 
 import etcd
+from etcd._harness_keys import _remove_new_top_level_keys, _top_level_keys, _unique_prefix
 from etcd.testing import (
     EtcdBinaryNotFound,
     EtcdCluster,
     EtcdClusterFactory,
     EtcdHarnessError,
     EtcdMember,
-    _remove_new_top_level_keys,
-    _top_level_keys,
-    _unique_prefix,
     etcd_binary_version,
     etcd_cluster,
     etcd_server,
@@ -182,8 +180,9 @@ def test_import_has_no_side_effects():
         import etcd, pytest, urllib3  # what etcd.testing imports (logging registers atexit)
         before = atexit._ncallbacks()
         import etcd.testing
-        print(atexit._ncallbacks() - before, etcd.testing._atexit_registered,
-              len(etcd.testing._live_processes), os.environ["ETCD_BINARY"])
+        from etcd import _harness_process as process
+        print(atexit._ncallbacks() - before, process._atexit_registered,
+              len(process._live_processes), os.environ["ETCD_BINARY"])
         """,
         env=env,
     )
