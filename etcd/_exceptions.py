@@ -295,7 +295,10 @@ def raise_for_body(status: int, body: bytes) -> NoReturn:
     if status == 404:
         raise EtcdV2ApiDisabled(
             "The server answered 404 without an etcd error body: its v2 API seems disabled. "
-            "Start etcd 3.4 or 3.5 with --enable-v2=true (etcd 3.6 and later have no v2 API). "
+            'Start etcd 3.4 or 3.5 with --enable-v2=true, or use etcd.Client(..., api="v3"), '
+            "which offers the same API over etcd's v3 gateway (etcd 3.6 and later have no v2 "
+            "API). The v2 and v3 stores hold separate data: keys written through the v2 API "
+            "must be migrated to the v3 store first. "
             f"Body: {text.strip()[:200]!r}",
             {"message": "Bad response", "cause": text, "status": 404},
         )

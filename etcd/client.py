@@ -38,6 +38,8 @@ from ._exceptions import (
     raise_for_body,
 )
 from ._result import EtcdResult
+from ._v3 import V3Protocol
+from ._v3_codec import decode_answer
 
 if TYPE_CHECKING:
     from .watch import Watcher
@@ -63,6 +65,10 @@ _SERVER_ERROR_BACKOFF_MAX = 1.0
 _REFRESH_ERRORS: tuple[type[BaseException], ...] = (EtcdException, *_transport.TRANSPORT_ERRORS)
 
 
+def _v3_true(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
 def _unknown_options(method: str, given: Iterator[str] | Any, allowed: set[str]) -> NoReturn:
     names = sorted(given)
     hints = []
@@ -85,6 +91,16 @@ def _quote_key(key: str) -> str:
     if _PLAIN_KEY.fullmatch(key):
         return key  # nothing to quote: the common case, kept cheap
     return "/".join(urllib.parse.quote(part, safe="") for part in key.split("/"))
+
+
+def _protocol_for(api: Any, namespace: Any) -> V3Protocol | None:
+    if api == "v3":
+        return V3Protocol(namespace)
+    if api != "v2":
+        raise EtcdTypeError(f'api must be "v2" or "v3", not {api!r}')
+    if namespace != "":
+        raise EtcdTypeError('namespace applies only to api="v3"')
+    return None
 
 
 class Client:
@@ -126,6 +142,12 @@ class Client:
         write marked ``idempotent``) that a member answers with a 5xx status
         (no leader, a raft timeout, a failing proxy) is tried on the next
         member, after a short backoff; other requests raise the error.
+    :param api: ``"v2"`` speaks etcd's v2 API; ``"v3"`` carries the same calls
+        over etcd's v3 JSON gateway, for etcd 3.6 and later, which have no v2
+        API (see :doc:`v3`). The two APIs keep separate data.
+    :param namespace: with ``api="v3"``, a prefix for every key, such as
+        ``"/v2"``, that keeps this client's tree apart from other v3 users.
+    :raises EtcdTypeError: an unknown *api*, or a *namespace* without ``api="v3"``.
     :raises EtcdException: a tuple of hosts without ``allow_reconnect``, or
         discovery failed.
 
@@ -141,6 +163,9 @@ class Client:
     .. versionchanged:: 0.5.0
        The keyword-only *verify*, *dns_resolver*, *member_sync_interval*,
        *prefer_leader* and *failover_on_server_error*.
+
+    .. versionadded:: 0.5.0
+       *api* and *namespace*.
     """
 
     _MGET = "GET"
@@ -155,6 +180,8 @@ class Client:
     _del_conditions: ClassVar[set[str]] = {"prevValue", "prevIndex"}
 
     http: urllib3.PoolManager = None  # type: ignore[assignment]
+    # The v3 protocol (spec v3.md) when the client was made with api="v3".
+    _v3: V3Protocol | None = None
 
     def __init__(
         self,
@@ -180,8 +207,11 @@ class Client:
         member_sync_interval: float | None = None,
         prefer_leader: bool = False,
         failover_on_server_error: bool = True,
+        api: str = "v2",
+        namespace: str = "",
     ) -> None:
         self._endpoint_lock = threading.RLock()
+        self._v3 = _protocol_for(api, namespace)
         self._srv_resolver = dns_resolver
         if member_sync_interval is not None and (
             isinstance(member_sync_interval, bool)
@@ -666,6 +696,22 @@ class Client:
                 _unknown_options("write", unknown, options | {"timeout", "idempotent"})
         if dir and value:
             raise EtcdException("Cannot create a directory with a value")
+        if self._v3 is not None:
+            v3, v3_key = self._v3, self._sanitize_key(key)
+            conditions = {name: kwdargs[name] for name in kwdargs if name in options}
+            return self._v3_call(
+                kwdargs,
+                lambda: v3.write(
+                    self,
+                    v3_key,
+                    self._value(value),
+                    ttl=ttl,
+                    dir=dir,
+                    append=append,
+                    conditions=conditions,
+                    timeout=kwdargs.get("timeout"),
+                ),
+            )
         path = self._key_path(key, kwdargs.get("_endpoint"))
         params: dict[str, Any] = {}
         if value is not None:
@@ -714,6 +760,67 @@ class Client:
         finally:
             _idempotent.reset(token)
 
+    def _v3_call(self, kwdargs: Mapping[str, Any], call: Callable[[], EtcdResult]) -> EtcdResult:
+        if not kwdargs.get("idempotent"):
+            return call()
+        token = _idempotent.set(True)
+        try:
+            return call()
+        finally:
+            _idempotent.reset(token)
+
+    def _v3_read(self, key: str, kwdargs: Mapping[str, Any]) -> EtcdResult:
+        assert self._v3 is not None
+        sanitized = self._sanitize_key(key)
+        timeout = kwdargs.get("timeout")
+        if _v3_true(kwdargs.get("wait")):
+            from ._v3_watch import watch_once
+
+            index = kwdargs.get("waitIndex")
+            if index is not None and not str(index).isdigit():
+                raise_for_body(
+                    400,
+                    b'{"errorCode":203,"message":"The given index in POST form is not a number",'
+                    b'"cause":"invalid value for \\"waitIndex\\"","index":0}',
+                )
+            return watch_once(
+                self._v3,
+                self,
+                sanitized,
+                index=int(index) if index is not None else None,
+                timeout=timeout,
+                recursive=_v3_true(kwdargs.get("recursive")),
+            )
+        return self._v3.read(
+            self,
+            sanitized,
+            recursive=_v3_true(kwdargs.get("recursive")),
+            quorum=_v3_true(kwdargs.get("quorum")),
+            timeout=timeout,
+        )
+
+    def _v3_send(
+        self,
+        endpoint: str,
+        body: Mapping[str, Any],
+        *,
+        idempotent: bool,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Send one request of the v3 protocol: failover, TLS and auth as for v2."""
+        token = _idempotent.set(idempotent or _idempotent.get())
+        try:
+            response = self._request(
+                endpoint, self._MPOST, body, timeout, json_body=True, raw=True
+            )
+        finally:
+            _idempotent.reset(token)
+        answer = decode_answer(response.status, response.data)
+        header = answer.get("header")
+        if isinstance(header, Mapping) and header.get("cluster_id"):
+            self._learn_cluster_id(format(int(header["cluster_id"]), "x"), response)
+        return answer
+
     def update(self, obj: EtcdResult) -> EtcdResult:
         """Write back an edited result, only if the key has not changed since.
 
@@ -751,6 +858,8 @@ class Client:
                 for name, value in kwdargs.items()
                 if name in options and value is not None
             }
+        if self._v3 is not None:
+            return self._v3_read(key, kwdargs)
         response = self.api_execute(
             self._key_path(key), self._MGET, params=params, timeout=kwdargs.get("timeout")
         )
@@ -790,6 +899,20 @@ class Client:
         unknown = kwdargs.keys() - options - {"timeout", "idempotent"}
         if unknown:
             _unknown_options("delete", unknown, options | {"timeout", "idempotent"})
+        if self._v3 is not None:
+            v3, v3_key = self._v3, self._sanitize_key(key)
+            conditions = {name: kwdargs[name] for name in kwdargs if name in options}
+            return self._v3_call(
+                kwdargs,
+                lambda: v3.delete(
+                    self,
+                    v3_key,
+                    recursive=bool(recursive),
+                    dir=bool(dir),
+                    conditions=conditions,
+                    timeout=kwdargs.get("timeout"),
+                ),
+            )
         params: dict[str, Any] = {}
         if recursive is not None:
             params["recursive"] = "true" if recursive else "false"
@@ -972,6 +1095,7 @@ class Client:
         *,
         json_body: bool,
         no_content: bool = False,
+        raw: bool = False,
     ) -> urllib3.BaseHTTPResponse:
         if self._member_sync_interval is not None and _members.sync_due(self):
             _members.sync_quietly(self)
@@ -1008,6 +1132,8 @@ class Client:
                 log.warning("Request to %s failed: %s", base, _transport.describe(exc))
                 self._next_server(cause=exc, tried=failures)
                 continue
+            if raw:  # the v3 gateway: errors are read from the body, not the status
+                return response
             if (
                 response.status >= 500
                 and idempotent
@@ -1076,6 +1202,11 @@ class Client:
     def _check_cluster_id(self, response: urllib3.BaseHTTPResponse) -> None:
         cluster_id = response.headers.get("x-etcd-cluster-id")
         if not cluster_id or cluster_id == self.expected_cluster_id:
+            return
+        self._learn_cluster_id(cluster_id, response)
+
+    def _learn_cluster_id(self, cluster_id: str, response: urllib3.BaseHTTPResponse) -> None:
+        if cluster_id == self.expected_cluster_id:
             return
         with self._endpoint_lock:
             old = self.expected_cluster_id

@@ -1,0 +1,236 @@
+"""One-shot v2 watches over the v3 gateway's watch stream.
+
+``POST /v3/watch`` answers a chunked stream of newline-delimited JSON objects
+that never ends; the server adds or cancels nothing on a live HTTP/1.1 stream,
+so a watch is one connection, read until the first event and then closed.
+
+A watch from an index at or below the current revision is an "unsynced"
+watcher, which the server serves about 100 ms later. For a single existing key
+whose last change is older than the index, no event for it can lie between the
+index and the current revision (a change would have raised its
+``mod_revision``, a delete removed it), so such a watch starts at the current
+revision + 1 instead, which the server serves at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import _transport
+from ._exceptions import (
+    EtcdConnectionFailed,
+    EtcdError,
+    EtcdException,
+    EtcdWatchTimedOut,
+)
+from ._result import EtcdResult
+from ._v3_codec import (
+    b64,
+    check_permission_cancel,
+    decode_answer,
+    decode_stream_line,
+    int_field,
+    split_lines,
+    unb64,
+)
+from ._v3_tree import file_node, marker_node
+
+if TYPE_CHECKING:
+    from ._v3 import V3Protocol
+    from .client import Client
+
+__all__ = ["watch_once"]
+
+log = logging.getLogger(__name__)
+
+
+def _relevant(key: str, file_key: str, marker: str, recursive: bool) -> bool:
+    if key in (file_key, marker):
+        return True
+    if not recursive or not key.startswith(marker):
+        return False
+    # v2 does not tell a recursive watcher about hidden keys below it
+    return not any(part.startswith("_") for part in key[len(marker) :].split("/"))
+
+
+def _group_event(
+    proto: V3Protocol, events: list[Mapping[str, Any]], revision: int
+) -> dict[str, Any]:
+    """The one v2 event for the v3 events of one revision (the design's §6)."""
+    layout = proto.layout
+    puts = [e for e in events if e.get("type", "PUT") == "PUT"]
+    if puts:
+        keyed = [(unb64(e["kv"].get("key")), e) for e in puts]
+        files = [item for item in keyed if not item[0].endswith("/")]
+        key, event = max(files or keyed, key=lambda item: len(item[0]))
+        kv = event["kv"]
+        node = marker_node(layout, kv) if key.endswith("/") else file_node(layout, kv)
+        action = "create" if int_field(kv, "version") == 1 else "set"
+        prev_kv = event.get("prev_kv")
+        if prev_kv is None:  # a directory replacing a file: its delete is the previous node
+            gone = [e for e in events if e.get("type") == "DELETE" and e.get("prev_kv")]
+            prev_kv = gone[0]["prev_kv"] if gone else None
+    else:
+        keyed = [(unb64(e["kv"].get("key")), e) for e in events]
+        key, event = min(keyed, key=lambda item: len(item[0]))
+        prev_kv = event.get("prev_kv")
+        node = {"key": layout.v2_key(key).rstrip("/"), "modifiedIndex": revision}
+        if key.endswith("/"):
+            node["dir"] = True
+        if prev_kv:
+            node["createdIndex"] = int_field(prev_kv, "create_revision")
+        action = "delete"
+    result: dict[str, Any] = {"action": action, "node": node}
+    if prev_kv:
+        prev_key = unb64(prev_kv.get("key"))
+        result["prevNode"] = (
+            marker_node(layout, prev_kv) if prev_key.endswith("/") else file_node(layout, prev_kv)
+        )
+    return result
+
+
+def _events_by_revision(
+    result: Mapping[str, Any],
+) -> Iterator[tuple[int, list[Mapping[str, Any]]]]:
+    group: list[Mapping[str, Any]] = []
+    current = 0
+    for event in result.get("events") or ():
+        kv = event.get("kv") or {}
+        revision = int_field(kv, "mod_revision")
+        if group and revision != current:
+            yield current, group
+            group = []
+        current = revision
+        group.append(event)
+    if group:
+        yield current, group
+
+
+def watch_once(
+    proto: V3Protocol,
+    client: Client,
+    key: str,
+    *,
+    index: int | None,
+    timeout: float | None,
+    recursive: bool,
+) -> EtcdResult:
+    """Wait for the first change of *key* (at *index* or later) and return it as v2 does.
+
+    :raises EtcdWatchTimedOut: no change in time.
+    :raises EtcdEventIndexCleared: *index* is older than the last compaction.
+    :raises EtcdInsufficientPermissions: the server refused the watch.
+    """
+    layout = proto.layout
+    path = layout.path(key)
+    file_key, marker, end = layout.file(path), layout.marker(path), layout.end(path)
+    start = int(index) if index else None
+    request: dict[str, Any] = {"prev_kv": True}
+    if path == "":
+        request.update(key=b64(marker), range_end=b64(end))
+    elif not recursive and start is not None:
+        answer = proto.send(
+            client, "/v3/kv/range", {"key": b64(file_key)}, idempotent=True, timeout=timeout
+        )
+        kvs = answer.get("kvs") or []
+        if kvs:
+            request["key"] = b64(file_key)  # a single file: its own key only
+            if int_field(kvs[0], "mod_revision") < start:
+                start = max(start, proto.revision_of(answer) + 1)  # the fast path
+        else:
+            request.update(key=b64(file_key), range_end=b64(end))
+    else:
+        request.update(key=b64(file_key), range_end=b64(end))
+    if start is not None:
+        request["start_revision"] = str(start)
+    return _stream_first_event(
+        proto, client, {"create_request": request}, start, timeout, file_key, marker, recursive
+    )
+
+
+def _stream_first_event(
+    proto: V3Protocol,
+    client: Client,
+    body: Mapping[str, Any],
+    start: int | None,
+    timeout: float | None,
+    file_key: str,
+    marker: str,
+    recursive: bool,
+) -> EtcdResult:
+    urllib_timeout = _transport.resolve_timeout(timeout, client.read_timeout)
+    base = client.base_uri
+    headers = {**client._get_headers(), "Content-Type": "application/json"}
+    created_at: int | None = None
+    response = None
+    try:
+        response = client.http.urlopen(
+            "POST",
+            base + "/v3/watch",
+            body=json.dumps(body),
+            headers=headers,
+            timeout=urllib_timeout,
+            retries=client._retries,
+            redirect=client.allow_redirect,
+            preload_content=False,
+        )
+        if response.status != 200:
+            decode_answer(response.status, response.data)
+            raise EtcdException(f"The watch was answered with HTTP {response.status}")
+        for line in split_lines(response.stream(65536)):
+            result = decode_stream_line(line)
+            header = result.get("header") or {}
+            if result.get("canceled"):
+                _canceled(result, start)
+            if result.get("created") and created_at is None:
+                created_at = int_field(header, "revision")
+                continue
+            for revision, events in _events_by_revision(result):
+                mine = [
+                    e
+                    for e in events
+                    if _relevant(
+                        unb64((e.get("kv") or {}).get("key")), file_key, marker, recursive
+                    )
+                ]
+                if mine:
+                    event = EtcdResult(**_group_event(proto, mine, revision))
+                    event.etcd_index = event.raft_index = created_at or revision
+                    return event
+        raise EtcdConnectionFailed(f"The server ended the watch stream of {base} without an event")
+    except _transport.TRANSPORT_ERRORS as exc:
+        kind = _transport.classify(exc, watching=True)
+        if kind is _transport.FailureKind.WATCH_TIMEOUT:
+            timed_out = EtcdWatchTimedOut(f"Watch timed out: {exc!r}", cause=exc)
+            if created_at is not None and (start is None or start > created_at):
+                # synced: nothing happened up to the revision the watch started at
+                timed_out.etcd_index = created_at
+            raise timed_out from exc
+        hint = _transport.explain(exc, base)
+        raise EtcdConnectionFailed(
+            f"The watch on {base} failed: {_transport.describe(exc)}{'. ' if hint else ''}{hint}",
+            cause=exc,
+        ) from exc
+    finally:
+        if response is not None:
+            # the stream never ends by itself: closing it cancels the watch in the server
+            response.close()
+            response.release_conn()
+
+
+def _canceled(result: Mapping[str, Any], start: int | None) -> None:
+    compacted = int_field(result, "compact_revision")
+    if compacted:
+        EtcdError.handle(
+            {
+                "errorCode": 401,
+                "message": "The event in requested index is outdated and cleared",
+                "cause": f"the requested history has been cleared [{compacted}/{start}]",
+                "index": compacted,
+            }
+        )
+    reason = result.get("cancel_reason")
+    check_permission_cancel(reason if isinstance(reason, str) else "canceled")

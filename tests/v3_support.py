@@ -1,0 +1,109 @@
+"""Fixtures and helpers for the tests of the v3 protocol (``api="v3"``).
+
+Every v3 test gets its own namespace, so its keys never meet another test's,
+and the whole namespace is deleted afterwards through the raw gateway.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import urllib3
+
+import etcd
+from etcd.testing import EtcdCluster
+
+_pool = urllib3.PoolManager(retries=False)
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def gateway(url: str, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One raw request to the v3 gateway at *url*, bypassing :class:`etcd.Client`."""
+    response = _pool.request(
+        "POST",
+        url + endpoint,
+        body=json.dumps(body),
+        headers={"Content-Type": "application/json"},
+        timeout=10.0,
+    )
+    answer: dict[str, Any] = json.loads(response.data)
+    assert response.status == 200, answer
+    return answer
+
+
+def raw_put(url: str, key: str, value: str) -> int:
+    """Put *key* with a plain v3 request; return the revision it made."""
+    answer = gateway(url, "/v3/kv/put", {"key": b64(key), "value": b64(value)})
+    return int(answer["header"]["revision"])
+
+
+def raw_keys(url: str, prefix: str) -> dict[str, str]:
+    """Every v3 key below *prefix* (inclusive) and its value."""
+    answer = gateway(
+        url,
+        "/v3/kv/range",
+        {"key": b64(prefix), "range_end": b64(prefix[:-1] + chr(ord(prefix[-1]) + 1))},
+    )
+    return {
+        base64.b64decode(kv["key"]).decode(): base64.b64decode(kv.get("value", "")).decode()
+        for kv in answer.get("kvs", [])
+    }
+
+
+def unique_namespace(name: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.")[:50] or "test"
+    return f"/pytest-v3/{safe}-{uuid.uuid4().hex[:8]}"
+
+
+def wipe(url: str, namespace: str) -> None:
+    gateway(
+        url, "/v3/kv/deleterange", {"key": b64(namespace), "range_end": b64(namespace + "\x7f")}
+    )
+
+
+@pytest.fixture(scope="module")
+def v3_only_server() -> Iterator[EtcdCluster]:
+    """A server without the v2 API, as etcd 3.6 and later are."""
+    with EtcdCluster(1, enable_v2=False) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def v3_namespace(request: pytest.FixtureRequest, etcd_server: EtcdCluster) -> Iterator[str]:
+    """A fresh namespace on the shared server, deleted afterwards."""
+    namespace = unique_namespace(request.node.name)
+    yield namespace
+    wipe(etcd_server.client_urls[0], namespace)
+
+
+@pytest.fixture
+def v3_client(etcd_server: EtcdCluster, v3_namespace: str) -> Iterator[etcd.Client]:
+    """A v3 client of the shared server (which also serves v2), in its own namespace."""
+    client = etcd_server.client(api="v3", namespace=v3_namespace, lock_prefix="/_locks")
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def v3_only_client(
+    request: pytest.FixtureRequest, v3_only_server: EtcdCluster
+) -> Iterator[etcd.Client]:
+    """A v3 client of the server without v2, in its own namespace."""
+    namespace = unique_namespace(request.node.name)
+    client = v3_only_server.client(api="v3", namespace=namespace, lock_prefix="/_locks")
+    try:
+        yield client
+    finally:
+        client.close()
+        wipe(v3_only_server.client_urls[0], namespace)
