@@ -174,12 +174,18 @@ class Contender:
         return read, write
 
 
-def timed(op: Callable[[], object], count: int) -> dict[str, float]:
+def timed(op: Callable[[], object], count: int, value: str) -> dict[str, float]:
+    """Time *count* calls of *op*; the last one's answer must hold *value*."""
     gc.collect()
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(count):
-        op()
-    return {"cpu": time.process_time() - cpu, "wall": time.perf_counter() - wall}
+        last = op()
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    # A result object (etcd, k3etcd) or the decoded JSON (the floors).
+    got = last["node"]["value"] if isinstance(last, dict) else getattr(last, "value", None)
+    if got != value:
+        raise RuntimeError(f"the last answer holds {got!r}, not the value written")
+    return {"cpu": cpu, "wall": wall}
 
 
 class Threads:
@@ -201,7 +207,7 @@ class Threads:
             else:
                 self.clients[memo] = [self.contender.etcd_client(hosts) for _ in range(threads)]
         clients = self.clients[memo]
-        key = self.contender.key
+        key, value = self.contender.key, self.contender.value
         ready = threading.Barrier(threads + 1)
         counts = [0] * threads
         errors: list[BaseException] = []
@@ -212,9 +218,12 @@ class Threads:
             done = 0
             try:
                 ready.wait()
+                last = None
                 while time.perf_counter() < deadline:
-                    client.read(key)
+                    last = client.read(key)
                     done += 1
+                if last is not None and last.value != value:
+                    raise RuntimeError(f"read {last.value!r}, not the value written")
             except BaseException as exc:  # reported by the main thread
                 errors.append(exc)
                 ready.abort()
@@ -256,7 +265,7 @@ def main(argv: list[str]) -> int:
         op = command["op"]
         if op in ("get", "put"):
             read, write = contender.calls(command["host"], command["port"])
-            answer = timed(read if op == "get" else write, command["count"])
+            answer = timed(read if op == "get" else write, command["count"], contender.value)
         elif op == "threads":
             hosts = [(host, port) for host, port in command["hosts"]]
             answer = threads.run(hosts, command["threads"], command["seconds"], command["shared"])
