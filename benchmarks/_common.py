@@ -109,7 +109,7 @@ class Settings:
     threads_seconds: float = 1.0
     threads_warmup: float = 0.5
     peer_rounds: int = 8
-    peer_threads_rounds: int = 5
+    peer_threads_rounds: int = 7
     peer_threads_seconds: float = 1.0
 
     @classmethod
