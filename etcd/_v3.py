@@ -11,6 +11,7 @@ diagnoses the v2 error; a TTL adds a lease grant before it.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime
 import threading
 from collections.abc import Mapping
@@ -37,6 +38,14 @@ from ._v3_tree import dir_node, file_node
 __all__ = ["V3Protocol"]
 
 _APPEND_ATTEMPTS = 64
+_authenticating: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "etcd_v3_authenticating", default=False
+)
+
+
+def _is_auth_off(exc: EtcdException) -> bool:
+    payload = exc.payload if isinstance(exc.payload, Mapping) else {}
+    return payload.get("grpcCode") == 9 and "not enabled" in str(payload.get("cause", ""))
 
 
 class Sender(Protocol):
@@ -112,6 +121,52 @@ class V3Protocol:
         self.layout = Layout(namespace)
         self._revision = 0
         self._lock = threading.Lock()
+        # None: not asked yet; "": the server has auth off
+        self._token: str | None = None
+
+    # ------------------------------------------------------------------
+    # Authentication: one token for the user, renewed when the server refuses it
+
+    def auth_headers(
+        self, io: Sender, username: str | None, password: str | None
+    ) -> dict[str, str]:
+        """The ``Authorization`` header for *username*, authenticating first if needed."""
+        if username is None or password is None or _authenticating.get():
+            return {}
+        token = self._token
+        if token is None:
+            token = self._authenticate(io, username, password)
+        return {"authorization": token} if token else {}
+
+    def _authenticate(self, io: Sender, username: str, password: str) -> str:
+        flag = _authenticating.set(True)
+        try:
+            answer = io._v3_send(
+                "/v3/auth/authenticate",
+                {"name": username, "password": password},
+                idempotent=True,
+                timeout=None,
+            )
+            token = answer.get("token")
+            token = token if isinstance(token, str) else ""
+        except EtcdException as exc:
+            if not _is_auth_off(exc):
+                raise
+            token = ""  # auth is off: send no token
+        finally:
+            _authenticating.reset(flag)
+        self._token = token
+        return token
+
+    def renew_token(self, exc: EtcdException) -> bool:
+        """Forget the token after *exc*; whether a new one may help (retry once)."""
+        payload = exc.payload if isinstance(exc.payload, Mapping) else {}
+        code = payload.get("grpcCode")
+        message = str(payload.get("cause", "")).lower()
+        if code == 16 or (code == 3 and "user name is empty" in message):
+            self._token = None
+            return True
+        return False
 
     # ------------------------------------------------------------------
     # Plumbing

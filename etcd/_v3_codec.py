@@ -114,7 +114,8 @@ def raise_grpc_error(code: int, message: str, body: Any = None) -> NoReturn:
         payload["body"] = dict(body)
     lowered = message.lower()
     if code in (UNAUTHENTICATED, PERMISSION_DENIED) or (
-        code == INVALID_ARGUMENT and "user name is empty" in lowered
+        code == INVALID_ARGUMENT
+        and ("user name is empty" in lowered or "authentication failed" in lowered)
     ):
         payload.update(errorCode=110, message="The request requires user authentication")
         if code == PERMISSION_DENIED:

@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import urllib3
 
-from . import _transport
+from . import _transport, _v3_cluster
 from . import members as _members
 from ._endpoints import Member, discover_srv, format_uri
 from ._exceptions import (
     EtcdClusterIdChanged,
     EtcdConnectionFailed,
     EtcdException,
+    EtcdInsufficientPermissions,
     EtcdKeyNotFound,
     EtcdTypeError,
     EtcdValueError,
@@ -446,6 +447,8 @@ class Client:
 
         :raises EtcdException: no member could be asked.
         """
+        if self._v3 is not None:
+            return _v3_cluster.machines(self)
         timeout = _transport.resolve_timeout(None, self._read_timeout)
         while True:
             uri = self._base_uri + self.version_prefix + "/machines"
@@ -480,6 +483,8 @@ class Client:
 
         .. note:: Each access is a request.
         """
+        if self._v3 is not None:
+            return _v3_cluster.members(self)
         return _members.members(self)
 
     @property
@@ -488,6 +493,8 @@ class Client:
 
         .. note:: Each access makes two requests.
         """
+        if self._v3 is not None:
+            return _v3_cluster.leader(self)
         return _members.leader(self)
 
     @property
@@ -496,7 +503,9 @@ class Client:
 
         .. note:: Each access is a request.
         """
-        result: dict[str, Any] = _members.get_json(self, "/stats/self")
+        result: dict[str, Any] = (_v3_cluster.get_json if self._v3 else _members.get_json)(
+            self, "/stats/self"
+        )
         return result
 
     @property
@@ -506,7 +515,9 @@ class Client:
         .. note:: Each access is a request. A follower refuses it with
            ``EtcdException("not current leader : None")``.
         """
-        result: dict[str, Any] = _members.get_json(self, "/stats/leader")
+        result: dict[str, Any] = (_v3_cluster.get_json if self._v3 else _members.get_json)(
+            self, "/stats/leader"
+        )
         return result
 
     @property
@@ -515,7 +526,9 @@ class Client:
 
         .. note:: Each access is a request.
         """
-        result: dict[str, Any] = _members.get_json(self, "/stats/store")
+        result: dict[str, Any] = (_v3_cluster.get_json if self._v3 else _members.get_json)(
+            self, "/stats/store"
+        )
         return result
 
     @property
@@ -554,6 +567,8 @@ class Client:
 
         .. versionadded:: 0.5.0
         """
+        if self._v3 is not None:
+            return _v3_cluster.get_members(self)
         return _members.get_members(self)
 
     def get_leader(self) -> Member:
@@ -563,6 +578,8 @@ class Client:
 
         .. versionadded:: 0.5.0
         """
+        if self._v3 is not None:
+            return _v3_cluster.get_leader(self)
         return _members.get_leader(self)
 
     def add_member(self, peer_urls: Sequence[str]) -> Member:
@@ -575,6 +592,8 @@ class Client:
 
         .. versionadded:: 0.5.0
         """
+        if self._v3 is not None:
+            return _v3_cluster.add_member(self, peer_urls)
         return _members.add_member(self, peer_urls)
 
     def remove_member(self, member_id: str) -> None:
@@ -584,6 +603,9 @@ class Client:
 
         .. versionadded:: 0.5.0
         """
+        if self._v3 is not None:
+            _v3_cluster.remove_member(self, member_id)
+            return
         _members.remove_member(self, member_id)
 
     def update_member(self, member_id: str, peer_urls: Sequence[str]) -> None:
@@ -593,6 +615,9 @@ class Client:
 
         .. versionadded:: 0.5.0
         """
+        if self._v3 is not None:
+            _v3_cluster.update_member(self, member_id, peer_urls)
+            return
         _members.update_member(self, member_id, peer_urls)
 
     def sync_members(self) -> list[Member]:
@@ -813,9 +838,18 @@ class Client:
             response = self._request(
                 endpoint, self._MPOST, body, timeout, json_body=True, raw=True
             )
+            try:
+                answer = decode_answer(response.status, response.data)
+            except EtcdInsufficientPermissions as exc:
+                # an expired token is renewed once; the request was refused, not applied
+                if self._v3 is None or self.username is None or not self._v3.renew_token(exc):
+                    raise
+                response = self._request(
+                    endpoint, self._MPOST, body, timeout, json_body=True, raw=True
+                )
+                answer = decode_answer(response.status, response.data)
         finally:
             _idempotent.reset(token)
-        answer = decode_answer(response.status, response.data)
         header = answer.get("header")
         if isinstance(header, Mapping) and header.get("cluster_id"):
             self._learn_cluster_id(format(int(header["cluster_id"]), "x"), response)
@@ -1038,6 +1072,8 @@ class Client:
 
     def _get_headers(self) -> dict[str, str]:
         """The authorization header, when a user is set."""
+        if self._v3 is not None:  # a token from /v3/auth/authenticate
+            return self._v3.auth_headers(self, self.username, self.password)
         if self.username is not None and self.password is not None:
             # RFC 7617: UTF-8, which is how etcd stores what its JSON API was given
             token = base64.b64encode(f"{self.username}:{self.password}".encode())

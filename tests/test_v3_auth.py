@@ -1,0 +1,86 @@
+"""Authentication over the v3 gateway: one token per user, renewed when it expires."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import urllib3
+
+import etcd
+
+from .helpers import wait_for
+from .v3_support import b64, gateway
+
+_pool = urllib3.PoolManager(retries=False)
+
+
+def _with_token(url: str, endpoint: str, body: dict[str, object], token: str) -> int | None:
+    """The gRPC code of a raw request made with *token* (None when it succeeded)."""
+    response = _pool.request(
+        "POST",
+        url + endpoint,
+        body=json.dumps(body),
+        headers={"Content-Type": "application/json", "Authorization": token},
+        timeout=10.0,
+    )
+    code = json.loads(response.data).get("code")
+    return int(code) if code else None
+
+
+@pytest.fixture
+def secured(etcd_cluster_factory):
+    """A server without v2, auth on: root, and alice who may use the tree /app only."""
+    cluster = etcd_cluster_factory(size=1, enable_v2=False, extra_args=["--auth-token-ttl=2"])
+    url = cluster.client_urls[0]
+    gateway(url, "/v3/auth/user/add", {"name": "root", "password": "rootpw"})
+    gateway(url, "/v3/auth/user/grant", {"user": "root", "role": "root"})
+    gateway(url, "/v3/auth/role/add", {"name": "app"})
+    # from /app itself: writes below /app check that no file /app is in the way
+    permission = {"permType": "READWRITE", "key": b64("/app"), "range_end": b64("/app0")}
+    gateway(url, "/v3/auth/role/grant", {"name": "app", "perm": permission})
+    gateway(url, "/v3/auth/user/add", {"name": "alice", "password": "secret"})
+    gateway(url, "/v3/auth/user/grant", {"user": "alice", "role": "app"})
+    gateway(url, "/v3/auth/enable", {})
+    return cluster
+
+
+def test_a_user_works_with_a_token_within_its_rights(secured):
+    alice = secured.client(api="v3", username="alice", password="secret")
+    try:
+        alice.write("/app/x", "1")
+        assert alice.read("/app", recursive=True).leaves.__next__().value == "1"
+        with pytest.raises(etcd.EtcdInsufficientPermissions):
+            alice.write("/other", "1")
+        with pytest.raises(etcd.EtcdInsufficientPermissions):
+            alice.watch("/other", timeout=5)
+        assert "secret" not in repr(alice)
+    finally:
+        alice.close()
+
+
+def test_missing_or_wrong_credentials_are_refused(secured):
+    for kwargs in ({}, {"username": "alice", "password": "wrong"}):
+        client = secured.client(api="v3", **kwargs)
+        try:
+            with pytest.raises(etcd.EtcdInsufficientPermissions):
+                client.read("/app/x")
+        finally:
+            client.close()
+
+
+def test_an_expired_token_is_renewed_transparently(secured):
+    url = secured.client_urls[0]
+    alice = secured.client(api="v3", username="alice", password="secret")
+    try:
+        alice.write("/app/x", "1")
+        token = alice._get_headers()["authorization"]
+        probe = {"key": b64("/app/x")}
+        # the server drops a simple token after --auth-token-ttl seconds of idleness
+        assert wait_for(
+            lambda: _with_token(url, "/v3/kv/range", probe, token) is not None, 15, 2.5
+        )
+        assert alice.read("/app/x").value == "1"
+        assert alice._get_headers()["authorization"] != token
+    finally:
+        alice.close()

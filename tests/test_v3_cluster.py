@@ -1,0 +1,96 @@
+"""Cluster information, membership, failover and the cluster id with ``api="v3"``."""
+
+from __future__ import annotations
+
+import pytest
+
+import etcd
+
+from .helpers import wait_for
+from .v3_support import v3_client, v3_namespace
+
+__all__ = ["v3_client", "v3_namespace"]
+
+
+def test_cluster_information_matches_v2(etcd_client, v3_client):
+    assert v3_client.machines == etcd_client.machines
+    assert v3_client.members == etcd_client.members
+    assert v3_client.leader == etcd_client.leader
+    assert v3_client.get_members() == etcd_client.get_members()
+    assert v3_client.get_leader() == etcd_client.get_leader()
+    assert v3_client.version == etcd_client.version
+    assert v3_client.health() == etcd_client.health()
+
+
+def test_the_cluster_id_is_learned_as_v2_spells_it(etcd_client, etcd_prefix, v3_client):
+    etcd_client.read("/")
+    v3_client.read("/")
+    assert v3_client.expected_cluster_id is not None
+    assert v3_client.expected_cluster_id == etcd_client.expected_cluster_id
+
+
+def test_a_different_cluster_is_reported_once(v3_client):
+    v3_client.expected_cluster_id = "1234"
+    with pytest.raises(etcd.EtcdClusterIdChanged):
+        v3_client.read("/")
+    assert v3_client.read("/").dir
+
+
+def test_stats_are_not_available_over_v3(v3_client):
+    for name in ("stats", "leader_stats", "store_stats"):
+        with pytest.raises(etcd.EtcdException, match="no equivalent in etcd's v3 API"):
+            getattr(v3_client, name)
+
+
+@pytest.mark.slow
+def test_membership_and_failover_without_v2(etcd_cluster_factory):
+    cluster = etcd_cluster_factory(size=3, enable_v2=False)
+    first = cluster.members[0]
+    client = etcd.Client(
+        host=((first.host, first.port),), allow_reconnect=True, api="v3", prefer_leader=True
+    )
+    try:
+        # (the harness finds leaders through v2 statistics: ask the v3 client instead)
+        leader = cluster.member(client.get_leader().name)
+        assert client.base_uri == leader.client_url
+        assert sorted(client.machines) == sorted(m.client_url for m in cluster.members)
+        assert sorted(m.name for m in client.get_members()) == sorted(
+            m.name for m in cluster.members
+        )
+
+        spare_port = first.peer_port + 10_000
+        added: list[etcd.Member] = []
+
+        def add() -> bool:
+            try:
+                added.append(client.add_member([f"http://127.0.0.1:{spare_port}"]))
+            except etcd.EtcdException:
+                return False  # a young cluster refuses membership changes for 5 s
+            return True
+
+        assert wait_for(add, timeout=15, interval=0.5)
+        new = added[0]
+        assert new.id and new.name == "" and new.client_urls == ()
+        client.update_member(new.id, [f"http://127.0.0.1:{spare_port + 1}"])
+        updated = {m.id: m for m in client.get_members()}[new.id]
+        assert updated.peer_urls == (f"http://127.0.0.1:{spare_port + 1}",)
+        client.remove_member(new.id)
+        assert new.id not in {m.id for m in client.get_members()}
+        with pytest.raises(etcd.EtcdException):
+            client.remove_member("1234abcd")
+
+        client.write("/k", "before")
+        leader.kill()
+        assert wait_for(lambda: _readable(client), timeout=20, interval=0.2)
+        assert client.base_uri != leader.client_url
+        assert client.read("/k", quorum=True).value == "before"
+    finally:
+        client.close()
+
+
+def _readable(client: etcd.Client) -> bool:
+    try:
+        client.read("/k", quorum=True)
+    except etcd.EtcdException:
+        return False
+    return True
