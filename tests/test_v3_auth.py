@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import pytest
 import urllib3
@@ -15,7 +16,7 @@ from .v3_support import b64, gateway
 _pool = urllib3.PoolManager(retries=False)
 
 
-def _with_token(url: str, endpoint: str, body: dict[str, object], token: str) -> int | None:
+def _with_token(url: str, endpoint: str, body: Mapping[str, object], token: str) -> int | None:
     """The gRPC code of a raw request made with *token* (None when it succeeded)."""
     response = _pool.request(
         "POST",
