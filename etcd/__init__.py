@@ -86,4 +86,7 @@ for _name in __all__:
         _obj.__module__ = __name__
 del _name, _obj
 
-logging.getLogger(__name__).addHandler(logging.NullHandler())
+#: The ``etcd`` logger, kept under python-etcd 0.4.5's name: callers set its
+#: level at import time (``etcd._log.setLevel(logging.WARNING)``).
+_log = logging.getLogger(__name__)
+_log.addHandler(logging.NullHandler())

@@ -250,6 +250,62 @@ def test_misspelled_read_option_is_refused(etcd_client, etcd_prefix):
     assert "did you mean 'recursive'" in str(exc)
 
 
+@pytest.mark.parametrize(
+    ("method", "name", "meant"),
+    [
+        ("write", "prev_value", "prevValue"),
+        ("write", "PrevExist", "prevExist"),
+        ("write", "prev-index", "prevIndex"),
+        ("write", "prevIndx", "prevIndex"),
+        ("write", "refesh", "refresh"),
+        ("delete", "prev_index", "prevIndex"),
+        ("delete", "prevValeu", "prevValue"),
+        ("read", "Recursive", "recursive"),
+        ("read", "wait_index", "waitIndex"),
+        ("read", "sortd", "sorted"),
+        ("read", "quorom", "quorum"),
+    ],
+)
+def test_near_misses_of_option_names_are_refused(etcd_client, etcd_prefix, method, name, meant):
+    key = f"{etcd_prefix}/k"
+    etcd_client.write(key, "old")
+    args = (key, "new") if method == "write" else (key,)
+    exc = raised(etcd.EtcdTypeError, getattr(etcd_client, method), *args, **{name: "x"})
+    assert f"{name!r} (did you mean {meant!r}?)" in str(exc)
+    assert etcd_client.read(key).value == "old"
+
+
+def test_a_lock_library_write_with_recursive_works_as_in_045(etcd_client, etcd_prefix):
+    # A published lock library passes recursive=True to write; 0.4.5 ignored it.
+    key = f"{etcd_prefix}/lock"
+    created = etcd_client.write(key, "token", prevExist=False, recursive=True, ttl=30)
+    assert (created.value, created.ttl, created.newKey) == ("token", 30, True)
+    with pytest.raises(etcd.EtcdAlreadyExist):  # the condition was sent
+        etcd_client.write(key, "other", prevExist=False, recursive=True, ttl=30)
+    assert etcd_client.read(key).value == "token"
+
+
+@pytest.mark.parametrize(
+    ("method", "extra"),
+    [
+        ("write", {"sorted": True, "wait": True}),  # exact options of read
+        ("write", {"dir_mode": 0o755, "owner": "me"}),  # unrelated extras
+        ("read", {"dir": True, "ttl": 5, "prevValue": "zz"}),  # options of write
+        ("delete", {"ttl": 5, "sorted": True, "refresh": True}),
+    ],
+)
+def test_other_unknown_keywords_are_ignored_as_in_045(etcd_client, etcd_prefix, method, extra):
+    key = f"{etcd_prefix}/k"
+    etcd_client.write(key, "old")
+    args = (key, "new") if method == "write" else (key,)
+    result = getattr(etcd_client, method)(*args, **extra)
+    assert result.key == key
+    if method == "write":
+        assert (etcd_client.read(key).value, etcd_client.read(key).ttl) == ("new", None)
+    elif method == "delete":
+        assert key not in etcd_client
+
+
 # --------------------------------------------------------------------------
 # Server-side validation
 
