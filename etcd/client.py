@@ -3,43 +3,54 @@
 The client is a drop-in replacement for python-etcd 0.4.5's. One instance may
 be shared by many threads: the endpoint state is guarded by a lock and every
 request keeps its retry state in local variables.
+
+How a call travels:
+
+* ``read``, ``write`` and ``delete`` (and the verbs built on them) check their
+  arguments as 0.4.5 did, describe the call once as an immutable
+  :class:`~etcd._engine.KeyCall` and hand it to ``self._key_protocol``, whose
+  ``execute(client, call)`` returns the result (see
+  :class:`~etcd._engine.KeyProtocol`). The default, :mod:`etcd._v2`, makes
+  one ``self.api_execute(path, method, params=..., timeout=...)`` call, so the
+  seams of compat §10 see every call. (``_protocol`` stays the 0.4.5
+  attribute that holds ``"http"`` or ``"https"``.)
+* ``api_execute`` and ``api_execute_json`` check their arguments and hand an
+  :class:`~etcd._engine.Request` to :func:`etcd._engine.send`, which sends it,
+  fails over, backs off and raises the etcd exceptions. A protocol that needs
+  several round trips for one call sends each through the same function.
+* The member requests go to and the others live in one locked
+  :class:`~etcd._endpoints.Endpoints`; ``_base_uri`` and ``_machines_cache``
+  are views of it. Membership administration is in :mod:`etcd.members`.
 """
 
 from __future__ import annotations
 
 import base64
-import contextvars
 import copy
-import functools
 import json
 import logging
-import re
 import threading
-import time
-import urllib.parse
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import urllib3
 
-from . import _transport, _v3_cluster
+from . import _engine, _transport, _v2, _v3_cluster
 from . import members as _members
 from ._checks import check_options
-from ._endpoints import Member, discover_srv, format_uri
+from ._endpoints import Endpoints, Member, discover_srv, format_uri
+from ._engine import UNSET, KeyCall, KeyProtocol
 from ._exceptions import (
-    EtcdClusterIdChanged,
-    EtcdConnectionFailed,
     EtcdException,
     EtcdInsufficientPermissions,
     EtcdKeyNotFound,
     EtcdTypeError,
     EtcdValueError,
     EtcdWatcherCleared,
-    EtcdWatchTimedOut,
     raise_for_body,
 )
-from ._result import EtcdResult, response_header
-from ._v3 import V3Protocol
+from ._result import EtcdResult
+from ._v3 import V3KeySpace, V3Protocol
 from ._v3_codec import decode_answer
 
 if TYPE_CHECKING:
@@ -49,38 +60,10 @@ __all__ = ["Client"]
 
 log = logging.getLogger(__name__)
 
-# Set by write(idempotent=True) and delete(idempotent=True) around their call
-# of api_execute, so that overrides of api_execute keep their signature.
-_idempotent: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "etcd_idempotent", default=False
-)
-
-_TRUE_FALSE = {True: "true", False: "false"}
-# The options of python-etcd 0.4.5's option sets, whose bools are sent as true/false.
-_OWN_OPTIONS = frozenset(
-    {"prevValue", "prevIndex", "prevExist", "refresh", "recursive", "wait", "waitIndex"}
-    | {"sorted", "quorum"}
-)
-_SERVER_ERROR_BACKOFF = 0.05
-_SERVER_ERROR_BACKOFF_MAX = 1.0
-_REFRESH_ERRORS: tuple[type[BaseException], ...] = (EtcdException, *_transport.TRANSPORT_ERRORS)
-
-
-def _v3_true(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.lower() == "true")
-
 
 # Keywords of write and delete that are not sent as parameters (compat §4.2).
 _WRITE_EXTRAS = frozenset({"timeout", "idempotent", "_endpoint"})
 _DELETE_EXTRAS = frozenset({"timeout", "idempotent"})
-
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.~/-]*")
-
-
-def _quote_key(key: str) -> str:
-    if _PLAIN_KEY.fullmatch(key):
-        return key  # nothing to quote: the common case, kept cheap
-    return "/".join(urllib.parse.quote(part, safe="") for part in key.split("/"))
 
 
 def _protocol_for(api: Any, namespace: Any) -> V3Protocol | None:
@@ -170,6 +153,9 @@ class Client:
     _del_conditions: ClassVar[set[str]] = {"prevValue", "prevIndex"}
 
     http: urllib3.PoolManager = None  # type: ignore[assignment]
+
+    #: What the key-space methods hand their :class:`~etcd._engine.KeyCall` to.
+    _key_protocol: KeyProtocol = _v2.PROTOCOL
     # The v3 protocol (spec v3.md) when the client was made with api="v3".
     _v3: V3Protocol | None = None
 
@@ -200,8 +186,9 @@ class Client:
         api: str = "v2",
         namespace: str = "",
     ) -> None:
-        self._endpoint_lock = threading.RLock()
         self._v3 = _protocol_for(api, namespace)
+        if self._v3 is not None:
+            self._key_protocol = V3KeySpace(self._v3)
         self._srv_resolver = dns_resolver
         if member_sync_interval is not None and (
             isinstance(member_sync_interval, bool)
@@ -234,9 +221,7 @@ class Client:
             seeds = [format_uri(protocol, h, p) for h, p in host]
         else:
             seeds = [format_uri(protocol, host, port)]
-        self._seed_uris: tuple[str, ...] = tuple(seeds)
-        self._base_uri = seeds[0]
-        self._machines_cache: list[str] = seeds[1:] if isinstance(host, tuple) else []
+        self._endpoints = Endpoints(seeds, seeds[1:])
 
         self._protocol = protocol
         self._read_timeout = read_timeout
@@ -268,8 +253,7 @@ class Client:
                 cache = list(seeds)
                 cache.extend(uri for uri in self.machines if uri not in cache)
                 self._machines_cache = cache
-            if self._base_uri in self._machines_cache:
-                self._machines_cache.remove(self._base_uri)
+            self._endpoints.learn(self._machines_cache)
             log.debug("Members known at start: %s", self._machines_cache)
 
         self._version: str | None = None
@@ -333,6 +317,29 @@ class Client:
 
     # ------------------------------------------------------------------
     # Settings
+
+    @property
+    def _base_uri(self) -> str:
+        """The current member (compat §10): a view of the locked endpoint state."""
+        return self._endpoints.base
+
+    @_base_uri.setter
+    def _base_uri(self, uri: str) -> None:
+        self._endpoints.set_base(uri)
+
+    @property
+    def _machines_cache(self) -> list[str]:
+        """The other members (compat §10); the library replaces this list, never edits it."""
+        return self._endpoints.others
+
+    @_machines_cache.setter
+    def _machines_cache(self, uris: list[str]) -> None:
+        with self._endpoints.lock:
+            self._endpoints.others = list(uris)
+
+    @property
+    def _endpoint_lock(self) -> threading.RLock:
+        return self._endpoints.lock
 
     @property
     def base_uri(self) -> str:
@@ -403,14 +410,11 @@ class Client:
         .. versionadded:: 0.5.0
         """
         twin = copy.copy(self)
-        twin._endpoint_lock = threading.RLock()
-        with self._endpoint_lock:
-            twin._base_uri = self._base_uri
-            twin._machines_cache = list(self._machines_cache)
-        pool_kw = dict(self.http.connection_pool_kw)
+        twin._endpoints = self._endpoints.copy()
+        pool_kw = {"num_pools": 10, **self.http.connection_pool_kw}
         if per_host_pool_size is not None:
             pool_kw["maxsize"] = per_host_pool_size
-        twin.http = urllib3.PoolManager(num_pools=10, **pool_kw)
+        twin.http = _transport.pool_manager(pool_kw)
         twin._members = {}
         return twin
 
@@ -438,32 +442,7 @@ class Client:
         """
         if self._v3 is not None:
             return _v3_cluster.machines(self)
-        timeout = _transport.resolve_timeout(None, self._read_timeout)
-        while True:
-            uri = self._base_uri + self.version_prefix + "/machines"
-            try:
-                response = self.http.request(
-                    self._MGET,
-                    uri,
-                    headers=self._get_headers(),
-                    timeout=timeout,
-                    redirect=self._allow_redirect,
-                    retries=self._retries,
-                )
-                self._handle_server_response(response)
-            except _transport.TRANSPORT_ERRORS as exc:
-                log.warning("Cannot ask %s for the members: %s", uri, _transport.describe(exc))
-                with self._endpoint_lock:
-                    if not self._machines_cache:
-                        hint = _transport.explain(exc, uri)
-                        raise EtcdException(
-                            "Could not get the list of servers, maybe you provided "
-                            f"the wrong host(s) to connect to?{' ' if hint else ''}{hint}"
-                        ) from exc
-                    self._base_uri = self._machines_cache.pop(0)
-                continue
-            text = response.data.decode("utf-8", errors="replace")
-            return [part.strip() for part in text.split(",") if part.strip()]
+        return _engine.machines(self)
 
     @property
     def members(self) -> dict[str, dict[str, Any]]:
@@ -662,9 +641,6 @@ class Client:
             key = "/" + key
         return key
 
-    def _key_path(self, key: str, endpoint: str | None = None) -> str:
-        return (endpoint or self.key_endpoint) + _quote_key(self._sanitize_key(key))
-
     def _option_names(self) -> set[str]:
         """Every option of the key-space methods, as the option sets say at call time."""
         return self._comparison_conditions | self._read_options | self._del_conditions
@@ -714,36 +690,19 @@ class Client:
             check_options("write", kwdargs, options | _WRITE_EXTRAS, self._option_names())
         if dir and value:
             raise EtcdException("Cannot create a directory with a value")
-        if self._v3 is not None:
-            v3, v3_key = self._v3, self._sanitize_key(key)
-            conditions = {name: kwdargs[name] for name in kwdargs if name in options}
-            return self._v3_call(
-                kwdargs,
-                lambda: v3.write(
-                    self,
-                    v3_key,
-                    self._value(value),
-                    ttl=ttl,
-                    dir=dir,
-                    append=append,
-                    conditions=conditions,
-                    timeout=kwdargs.get("timeout"),
-                ),
-            )
-        path = self._key_path(key, kwdargs.get("_endpoint"))
-        params: dict[str, Any] = {}
-        if value is not None:
-            params["value"] = self._value(value)
-        if ttl is not None:
-            params["ttl"] = ttl
-        if dir:
-            params["dir"] = "true"
-        for name, option in kwdargs.items():
-            if name in options:
-                params[name] = self._encode_option(name, option)
-        method = self._MPOST if append else self._MPUT
-        response = self._execute_keys(path, method, params, kwdargs)
-        return self._result_from_response(response)
+        call = KeyCall(
+            "write",
+            self._sanitize_key(key),
+            {name: option for name, option in kwdargs.items() if name in options},
+            value=None if value is None else self._value(value),
+            ttl=ttl,
+            dir=bool(dir),
+            append=bool(append),
+            timeout=kwdargs.get("timeout", UNSET),
+            idempotent=bool(kwdargs.get("idempotent")),
+            endpoint=kwdargs.get("_endpoint"),
+        )
+        return self._key_protocol.execute(self, call)
 
     @staticmethod
     def _value(value: Any) -> Any:
@@ -756,97 +715,6 @@ class Client:
                     f"(for example with base64) before writing it ({exc})"
                 ) from exc
         return value
-
-    @staticmethod
-    def _encode_option(name: str, value: Any) -> Any:
-        # Options a subclass added to the option sets pass through unchanged.
-        if isinstance(value, bool) and name in _OWN_OPTIONS:
-            return _TRUE_FALSE[value]
-        return value
-
-    def _execute_keys(
-        self, path: str, method: str, params: dict[str, Any], kwdargs: Mapping[str, Any]
-    ) -> urllib3.BaseHTTPResponse:
-        call: Callable[..., urllib3.BaseHTTPResponse] = self.api_execute
-        if "timeout" in kwdargs:
-            call = functools.partial(self.api_execute, timeout=kwdargs["timeout"])
-        if not kwdargs.get("idempotent"):
-            return call(path, method, params=params)
-        token = _idempotent.set(True)
-        try:
-            return call(path, method, params=params)
-        finally:
-            _idempotent.reset(token)
-
-    def _v3_call(self, kwdargs: Mapping[str, Any], call: Callable[[], EtcdResult]) -> EtcdResult:
-        if not kwdargs.get("idempotent"):
-            return call()
-        token = _idempotent.set(True)
-        try:
-            return call()
-        finally:
-            _idempotent.reset(token)
-
-    def _v3_read(self, key: str, kwdargs: Mapping[str, Any]) -> EtcdResult:
-        assert self._v3 is not None
-        sanitized = self._sanitize_key(key)
-        timeout = kwdargs.get("timeout")
-        if _v3_true(kwdargs.get("wait")):
-            from ._v3_watch import watch_once
-
-            index = kwdargs.get("waitIndex")
-            if index is not None and not str(index).isdigit():
-                raise_for_body(
-                    400,
-                    b'{"errorCode":203,"message":"The given index in POST form is not a number",'
-                    b'"cause":"invalid value for \\"waitIndex\\"","index":0}',
-                )
-            return watch_once(
-                self._v3,
-                self,
-                sanitized,
-                index=int(index) if index is not None else None,
-                timeout=timeout,
-                recursive=_v3_true(kwdargs.get("recursive")),
-            )
-        return self._v3.read(
-            self,
-            sanitized,
-            recursive=_v3_true(kwdargs.get("recursive")),
-            quorum=_v3_true(kwdargs.get("quorum")),
-            timeout=timeout,
-        )
-
-    def _v3_send(
-        self,
-        endpoint: str,
-        body: Mapping[str, Any],
-        *,
-        idempotent: bool,
-        timeout: float | None = None,
-    ) -> dict[str, Any]:
-        """Send one request of the v3 protocol: failover, TLS and auth as for v2."""
-        token = _idempotent.set(idempotent or _idempotent.get())
-        try:
-            response = self._request(
-                endpoint, self._MPOST, body, timeout, json_body=True, raw=True
-            )
-            try:
-                answer = decode_answer(response.status, response.data)
-            except EtcdInsufficientPermissions as exc:
-                # an expired token is renewed once; the request was refused, not applied
-                if self._v3 is None or self.username is None or not self._v3.renew_token(exc):
-                    raise
-                response = self._request(
-                    endpoint, self._MPOST, body, timeout, json_body=True, raw=True
-                )
-                answer = decode_answer(response.status, response.data)
-        finally:
-            _idempotent.reset(token)
-        header = answer.get("header")
-        if isinstance(header, Mapping) and header.get("cluster_id"):
-            self._learn_cluster_id(format(int(header["cluster_id"]), "x"), response)
-        return answer
 
     def update(self, obj: EtcdResult) -> EtcdResult:
         """Write back an edited result, only if the key has not changed since.
@@ -875,28 +743,18 @@ class Client:
         :raises EtcdTypeError: an option resembles a read option without
             being one (``recursve=``); other unknown keywords are ignored.
         """
-        params = {}
+        options: dict[str, Any] = {}
         if kwdargs:
-            options = self._read_options
-            if not kwdargs.keys() <= options:
-                check_options("read", kwdargs, options | {"timeout"}, self._option_names())
-            params = {
-                name: self._encode_option(name, value)
+            allowed = self._read_options
+            if not kwdargs.keys() <= allowed:
+                check_options("read", kwdargs, allowed | {"timeout"}, self._option_names())
+            options = {
+                name: value
                 for name, value in kwdargs.items()
-                if name in options and value is not None
+                if name in allowed and value is not None
             }
-        if self._v3 is not None:
-            return self._v3_read(key, kwdargs)
-        response = self.api_execute(
-            self._key_path(key), self._MGET, params=params, timeout=kwdargs.get("timeout")
-        )
-        if params.get("wait") == "true" and not response.data.strip():
-            raise EtcdWatcherCleared(
-                "The server ended the watch without an event (it drops watchers that fall "
-                "behind); watch again from the same index",
-                {"errorCode": 400, "status": response.status},
-            )
-        return self._result_from_response(response)
+        call = KeyCall("read", self._sanitize_key(key), options, timeout=kwdargs.get("timeout"))
+        return self._key_protocol.execute(self, call)
 
     def get(self, key: str) -> EtcdResult:
         """The same as :meth:`read` without options."""
@@ -927,30 +785,16 @@ class Client:
         options = self._del_conditions
         if kwdargs and not kwdargs.keys() <= options:
             check_options("delete", kwdargs, options | _DELETE_EXTRAS, self._option_names())
-        if self._v3 is not None:
-            v3, v3_key = self._v3, self._sanitize_key(key)
-            conditions = {name: kwdargs[name] for name in kwdargs if name in options}
-            return self._v3_call(
-                kwdargs,
-                lambda: v3.delete(
-                    self,
-                    v3_key,
-                    recursive=bool(recursive),
-                    dir=bool(dir),
-                    conditions=conditions,
-                    timeout=kwdargs.get("timeout"),
-                ),
-            )
-        params: dict[str, Any] = {}
-        if recursive is not None:
-            params["recursive"] = "true" if recursive else "false"
-        if dir is not None:
-            params["dir"] = "true" if dir else "false"
-        for name, option in kwdargs.items():
-            if name in options:
-                params[name] = option
-        response = self._execute_keys(self._key_path(key), self._MDELETE, params, kwdargs)
-        return self._result_from_response(response)
+        call = KeyCall(
+            "delete",
+            self._sanitize_key(key),
+            {name: option for name, option in kwdargs.items() if name in options},
+            dir=dir,
+            recursive=recursive,
+            timeout=kwdargs.get("timeout", UNSET),
+            idempotent=bool(kwdargs.get("idempotent")),
+        )
+        return self._key_protocol.execute(self, call)
 
     def pop(
         self, key: str, recursive: bool | None = None, dir: bool | None = None, **kwdargs: Any
@@ -1097,7 +941,9 @@ class Client:
             raise ValueError("Path does not start with /")
         if method not in (self._MGET, self._MPUT, self._MPOST, self._MDELETE):
             raise EtcdException(f"HTTP method {method} not supported")
-        return self._request(path, method, params, timeout, json_body=False)
+        return self._request(
+            _engine.Request(method, path, params, timeout, idempotent=_engine.IDEMPOTENT.get())
+        )
 
     def api_execute_json(
         self,
@@ -1114,144 +960,54 @@ class Client:
             raise EtcdTypeError(f"path must be a string such as '/v2/keys/a', not {path!r}")
         if not path.startswith("/"):
             raise ValueError("Path does not start with /")
-        return self._request(path, method, params, timeout, json_body=True)
+        return self._request(
+            _engine.Request(
+                method,
+                path,
+                params,
+                timeout,
+                json_body=True,
+                idempotent=_engine.IDEMPOTENT.get(),
+            )
+        )
 
-    def _request(
-        self,
-        path: str,
-        method: str,
-        params: Any,
-        timeout: float | None,
-        *,
-        json_body: bool,
-        no_content: bool = False,
-        raw: bool = False,
-    ) -> urllib3.BaseHTTPResponse:
+    def _request(self, request: _engine.Request) -> urllib3.BaseHTTPResponse:
+        """Send *request* through the engine, first refreshing the members when due."""
         if self._member_sync_interval is not None and _members.sync_due(self):
             _members.sync_quietly(self)
-        urllib_timeout = _transport.resolve_timeout(timeout, self._read_timeout)
-        watching = bool(params) and isinstance(params, Mapping) and params.get("wait") == "true"
-        idempotent = (method == self._MGET and not watching) or _idempotent.get()
-        failures: dict[str, BaseException] = {}
-        backoff = _SERVER_ERROR_BACKOFF
-        while True:
-            base = self._base_uri
-            try:
-                response = self._send_once(base, path, method, params, urllib_timeout, json_body)
-            except _transport.TRANSPORT_ERRORS as exc:
-                kind = _transport.classify(exc, watching=watching)
-                if kind is _transport.FailureKind.WATCH_TIMEOUT:
-                    timed_out = EtcdWatchTimedOut(f"Watch timed out: {exc!r}", cause=exc)
-                    timed_out.etcd_index = _transport.etcd_index_of(exc)
-                    raise timed_out from exc
-                if kind is _transport.FailureKind.SENT and not idempotent:
-                    raise EtcdConnectionFailed(
-                        f"{method} {path} reached {base} but failed before an answer "
-                        f"({_transport.describe(exc)}); its outcome is unknown. "
-                        "Read the key to learn whether it was applied. "
-                        f"{_transport.explain(exc, base)}".rstrip(),
-                        cause=exc,
-                    ) from exc
-                if not self._allow_reconnect:
-                    hint = _transport.explain(exc, base)
-                    raise EtcdConnectionFailed(
-                        f"Connection to etcd failed due to {exc!r}{'. ' if hint else ''}{hint}",
-                        cause=exc,
-                    ) from exc
-                failures[base] = exc
-                log.warning("Request to %s failed: %s", base, _transport.describe(exc))
-                self._next_server(cause=exc, tried=failures)
-                continue
-            if raw:  # the v3 gateway: errors are read from the body, not the status
-                return response
-            if (
-                response.status >= 500
-                and idempotent
-                and self._allow_reconnect
-                and self._failover_on_server_error
-            ):
-                try:
-                    return self._handle_server_response(response)  # a subclass may accept it
-                except EtcdException as server_error:
-                    failures[base] = server_error
-                    log.warning("%s answered %s: %s", base, response.status, server_error)
-                    try:
-                        self._next_server(cause=server_error, tried=failures)
-                    except EtcdConnectionFailed:
-                        raise server_error from None  # every member tried: the server's own error
-                time.sleep(backoff)
-                backoff = min(backoff * 2, _SERVER_ERROR_BACKOFF_MAX)
-                continue
-            if no_content and response.status == 204:  # the members API's "done"
-                return response
-            return self._handle_server_response(response)
+        return _engine.send(self, request)
 
-    def _send_once(
+    def _v3_send(
         self,
-        base: str,
-        path: str,
-        method: str,
-        params: Any,
-        timeout: _transport.TimeoutValue,
-        json_body: bool,
-    ) -> urllib3.BaseHTTPResponse:
-        url = base + path
-        headers = self._get_headers()
-        kw: dict[str, Any] = {
-            "headers": headers,
-            "timeout": timeout,
-            "redirect": self._allow_redirect,
-            "retries": self._retries,
-            "preload_content": False,
-        }
-        if json_body:
-            headers["Content-Type"] = "application/json"
-            response = self.http.urlopen(method, url, body=json.dumps(params), **kw)
-        elif method in (self._MGET, self._MDELETE):
-            http = self.http
-            if params or type(http) is not urllib3.PoolManager or "request" in vars(http):
-                response = http.request(method, url, fields=params, **kw)
-            else:
-                # what request() would do without fields, minus two calls
-                response = http.urlopen(method, url, **kw)
-        else:
-            response = self.http.request_encode_body(
-                method, url, fields=params, encode_multipart=False, **kw
-            )
+        endpoint: str,
+        body: Mapping[str, Any],
+        *,
+        idempotent: bool,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Send one request of the v3 protocol: failover, TLS and auth as for v2."""
+        request = _engine.Request(
+            self._MPOST,
+            endpoint,
+            body,
+            timeout,
+            json_body=True,
+            idempotent=idempotent or _engine.IDEMPOTENT.get(),
+            raw=True,
+        )
+        response = self._request(request)
         try:
-            self._check_cluster_id(response)
-            try:
-                response.data  # noqa: B018 - read the body while its errors are transport errors
-            except _transport.TRANSPORT_ERRORS as exc:
-                _transport.remember_headers(exc, getattr(response, "headers", {}))
+            answer = decode_answer(response.status, response.data)
+        except EtcdInsufficientPermissions as exc:
+            # an expired token is renewed once; the request was refused, not applied
+            if self._v3 is None or self.username is None or not self._v3.renew_token(exc):
                 raise
-        finally:
-            # a test double written for 0.4.5 may lack it (compat §10.2)
-            release = getattr(response, "release_conn", None)
-            if release is not None:
-                release()
-        return response
-
-    def _check_cluster_id(self, response: urllib3.BaseHTTPResponse) -> None:
-        cluster_id = response_header(response, "x-etcd-cluster-id")
-        if not cluster_id or cluster_id == self.expected_cluster_id:
-            return
-        self._learn_cluster_id(cluster_id, response)
-
-    def _learn_cluster_id(self, cluster_id: str, response: urllib3.BaseHTTPResponse) -> None:
-        if cluster_id == self.expected_cluster_id:
-            return
-        with self._endpoint_lock:
-            old = self.expected_cluster_id
-            if old is None or old == cluster_id:
-                self.expected_cluster_id = cluster_id
-                return
-            self.expected_cluster_id = cluster_id
-        close = getattr(response, "close", None)
-        if close is not None:
-            close()  # a watch's body may never come: do not wait for it
-        self.http.clear()
-        raise EtcdClusterIdChanged(f"The UUID of the cluster changed from {old} to {cluster_id}.")
+            response = self._request(request)
+            answer = decode_answer(response.status, response.data)
+        header = answer.get("header")
+        if isinstance(header, Mapping) and header.get("cluster_id"):
+            _engine.learn_cluster_id(self, format(int(header["cluster_id"]), "x"), response)
+        return answer
 
     def _handle_server_response(
         self, response: urllib3.BaseHTTPResponse
@@ -1268,48 +1024,7 @@ class Client:
 
         :raises EtcdConnectionFailed: every member failed; the message names each.
         """
-        if not tried:  # called as python-etcd 0.4.5 did: the current member failed
-            tried = {self._base_uri: cause or EtcdConnectionFailed("failed")}
-        with self._endpoint_lock:
-            if self._base_uri not in tried:
-                # another thread failed over already
-                return self._base_uri
-            candidates = [uri for uri in self._machines_cache if uri not in tried]
-            if not candidates:
-                self._machines_cache = [u for u in self._seed_uris if u != self._base_uri]
-                candidates = [uri for uri in self._machines_cache if uri not in tried]
-            if not candidates:
-                details = "; ".join(f"{uri}: {_transport.describe(e)}" for uri, e in tried.items())
-                hint = _transport.explain(cause) if cause is not None else ""
-                raise EtcdConnectionFailed(
-                    f"All etcd members failed: {details}{'. ' if hint else ''}{hint}", cause=cause
-                )
-            new_base = candidates[-1]
-            self._machines_cache.remove(new_base)
-            old_base = self._base_uri
-            self._base_uri = new_base
-            if old_base not in self._machines_cache:
-                self._machines_cache.append(old_base)
-        log.warning("Failing over from %s to %s", old_base, new_base)
-        if not self._use_proxies:
-            self._refresh_machines_cache(new_base)
-        return self._base_uri
-
-    def _refresh_machines_cache(self, base: str) -> None:
-        """Ask the new *base* for the member list (through :attr:`machines`, which
-        subclasses override); on failure keep the list as it was."""
-        with self._endpoint_lock:
-            saved = (self._base_uri, list(self._machines_cache))
-        try:
-            machines = self.machines
-        except _REFRESH_ERRORS as exc:
-            log.debug("Keeping the old member list: %s did not answer (%s)", base, exc)
-            with self._endpoint_lock:
-                self._base_uri, self._machines_cache = saved
-            return
-        with self._endpoint_lock:
-            if machines:
-                self._machines_cache = [m for m in machines if m != self._base_uri]
+        return _engine.next_server(self, cause, tried)
 
     def _result_from_response(self, response: urllib3.BaseHTTPResponse) -> EtcdResult:
         """Build an :class:`EtcdResult` from a successful response."""

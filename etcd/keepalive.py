@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._engine import Backoff
 from ._exceptions import (
     EtcdCompareFailed,
     EtcdConnectionFailed,
@@ -70,7 +71,7 @@ def _delay(failures: int, interval: float) -> float:
     """The wait before the next refresh: the interval, or a backoff after failures."""
     if failures == 0:
         return interval
-    return min(_RETRY_FIRST * 2.0 ** (failures - 1), interval)
+    return Backoff(first=_RETRY_FIRST, maximum=interval).delay(failures)
 
 
 def _check_ttl(ttl: object, what: str = "ttl") -> int:

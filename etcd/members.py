@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _transport
 from ._endpoints import Member
+from ._engine import Request
 from ._exceptions import EtcdException, EtcdTypeError
 
 if TYPE_CHECKING:
@@ -127,26 +128,16 @@ def _member_path(client: Client, member_id: str) -> str:
 
 def remove_member(client: Client, member_id: str) -> None:
     """Remove a member from the cluster."""
-    client._request(
-        _member_path(client, member_id),
-        client._MDELETE,
-        None,
-        None,
-        json_body=False,
-        no_content=True,
-    )
+    path = _member_path(client, member_id)
+    client._request(Request(client._MDELETE, path, no_content=True))
 
 
 def update_member(client: Client, member_id: str, peer_urls: Sequence[str]) -> None:
     """Change the peer URLs of a member."""
     urls = _peer_urls(peer_urls)
+    path = _member_path(client, member_id)
     client._request(
-        _member_path(client, member_id),
-        client._MPUT,
-        {"peerURLs": urls},
-        None,
-        json_body=True,
-        no_content=True,
+        Request(client._MPUT, path, {"peerURLs": urls}, json_body=True, no_content=True)
     )
 
 
@@ -163,12 +154,12 @@ def sync_members(client: Client) -> list[Member]:
         chosen = client.get_leader()
         leader_url = chosen.client_urls[0] if chosen.client_urls else None
     urls = [url for m in found for url in m.client_urls]
-    with client._endpoint_lock:
+    endpoints = client._endpoints
+    with endpoints.lock:
         if leader_url is not None:
-            client._base_uri = leader_url
-        if urls:
-            client._machines_cache = [u for u in urls if u != client._base_uri]
-    log.debug("Members now: %s, talking to %s", urls, client._base_uri)
+            endpoints.set_base(leader_url)
+        endpoints.learn(urls)
+    log.debug("Members now: %s, talking to %s", urls, endpoints.base)
     return found
 
 
@@ -192,8 +183,8 @@ def sync_quietly(client: Client) -> None:
 
 def health(client: Client, timeout: float = 5.0) -> dict[str, bool]:
     """Ask every known member ``GET /health``; each URL maps to whether it is healthy."""
-    with client._endpoint_lock:
-        urls = [client._base_uri, *client._machines_cache]
+    base, others = client._endpoints.snapshot()
+    urls = [base, *others]
     report = {}
     for url in urls:
         try:

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING
 from urllib3.connection import HTTPConnection
 
 from . import _transport
+from ._engine import Backoff
 from ._exceptions import (
     EtcdConnectionFailed,
     EtcdEventIndexCleared,
@@ -64,8 +65,8 @@ __all__ = ["Snapshot", "Watcher"]
 
 log = logging.getLogger(__name__)
 
-_RETRY_FIRST = 0.05
-_RETRY_MAX = 2.0
+#: The waits between retries of a failed long poll.
+_RETRY = Backoff(first=0.05, maximum=2.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,7 +227,7 @@ class Watcher(Iterator["EtcdResult | Snapshot"]):
         return self
 
     def __next__(self) -> EtcdResult | Snapshot:
-        delay = _RETRY_FIRST
+        failures = 0
         need_snapshot = False
         while True:
             if self._stopped.is_set():
@@ -256,9 +257,10 @@ class Watcher(Iterator["EtcdResult | Snapshot"]):
             except EtcdConnectionFailed as exc:
                 if self._stopped.is_set():
                     continue
+                failures += 1
+                delay = _RETRY.delay(failures)
                 log.warning("Watch of %s failed, retrying in %.2fs: %s", self._key, delay, exc)
                 self._stopped.wait(delay)
-                delay = min(delay * 2, _RETRY_MAX)
                 continue
             modified = event.modifiedIndex
             if modified is None:
