@@ -3,7 +3,8 @@
 This module starts genuine ``etcd`` processes (3.4 or 3.5, with the v2 API
 enabled) on free loopback ports, waits until they answer, and removes every
 trace of them afterwards. It is meant for this project's tests and for the
-test suites of applications that use :mod:`etcd`.
+test suites of applications that use :mod:`etcd`. To try things by hand,
+``python -m etcd.testing serve`` runs one until Ctrl-C (see :func:`serve`).
 
 Finding the server binary
 -------------------------
@@ -108,6 +109,7 @@ from ._harness_keys import (
     _unique_prefix,
 )
 from ._harness_member import EtcdMember
+from ._harness_serve import main, serve
 
 if TYPE_CHECKING:
     from .client import Client
@@ -122,6 +124,8 @@ __all__ = [
     "etcd_cluster",
     "etcd_server",
     "find_etcd_binary",
+    "main",
+    "serve",
 ]
 
 # The public objects live in private modules; they present themselves, in
@@ -136,8 +140,11 @@ for _public in (
     etcd_cluster,
     etcd_server,
     find_etcd_binary,
+    main,
+    serve,
 ):
-    _public.__module__ = __name__
+    # Not __name__: run as ``python -m etcd.testing``, that is "__main__".
+    _public.__module__ = "etcd.testing"
 del _public
 
 # --------------------------------------------------------------------------
@@ -292,3 +299,7 @@ if pytest is not None:
         ]
         if chunks:
             report.sections.append(("etcd server log", "\n".join(chunks)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
