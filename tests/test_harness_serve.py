@@ -38,13 +38,14 @@ def environment(**extra: str) -> dict[str, str]:
 class Served:
     """``python -m etcd.testing serve ...`` in a subprocess, its output read by a thread."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, new_session: bool = False) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "etcd.testing", "serve", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=environment() if env is None else env,
+            env=environment(),
+            start_new_session=new_session,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr = ""
@@ -131,6 +132,19 @@ def test_serve_prints_a_client_line_that_works_and_cleans_up(served, signum):
     process.proc.send_signal(signum)
     assert process.finish() == 0, process.stderr
     assert process.next_line() == f"stopping etcd and deleting {data_dir}"
+    assert not os.path.exists(data_dir)
+    assert refused(port)
+
+
+def test_ctrl_c_in_a_terminal_stops_it_cleanly(served):
+    # A terminal sends Ctrl-C's SIGINT to the whole foreground process group,
+    # so etcd gets it too and may exit before serve has stopped it.
+    process = Served("--port", "0", new_session=True)
+    served.append(process)
+    _first, _host, port, data_dir = process.banner()
+    os.killpg(process.proc.pid, signal.SIGINT)
+    assert process.finish() == 0, process.stderr
+    assert process.stderr == ""
     assert not os.path.exists(data_dir)
     assert refused(port)
 
