@@ -5,8 +5,6 @@ The faults come from the fake server in tests/fakes.py.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 import etcd
@@ -57,10 +55,8 @@ def test_a_watch_notices_a_new_cluster_from_the_headers():
         Reply.etcd(GET_A, cluster_id="aaaa"),
         HeadersThenStall(200, etcd_headers(cluster_id="bbbb")),
     ]
+    # A check that waited for the body would end in EtcdWatchTimedOut instead.
     with serving(*answers) as (_fake, client):
         client.read("/a")
-        start = time.monotonic()
         with pytest.raises(etcd.EtcdClusterIdChanged):
             client.watch("/a", timeout=10)
-        elapsed = time.monotonic() - start
-    assert elapsed < 3, f"the cluster change took {elapsed:.1f}s to be noticed"

@@ -48,14 +48,27 @@ class Served:
             start_new_session=new_session,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
-        self.stderr = ""
-        threading.Thread(target=self._read, daemon=True).start()
+        self._stderr: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
 
-    def _read(self) -> None:
+    def _read_stdout(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.put(line.rstrip("\n"))
         self.lines.put(None)
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        self._stderr.append(self.proc.stderr.read())
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self._stderr)
 
     def next_line(self, timeout: float = 60) -> str:
         line = self.lines.get(timeout=timeout)
@@ -72,18 +85,32 @@ class Served:
         return first, match["host"], int(match["port"]), data.group(1)
 
     def finish(self, timeout: float = 60) -> int:
+        """Wait for the exit; the readers then see the end of both pipes."""
         try:
-            _, self.stderr = self.proc.communicate(timeout=timeout)
+            self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate()
+            self.kill()
             raise
+        self._close()
         return self.proc.returncode
 
+    def _close(self) -> None:
+        for reader in self._readers:
+            reader.join(10)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
     def kill(self) -> None:
+        """End serve; SIGTERM first, so that it stops its etcd and deletes the data."""
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate()
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._close()
 
 
 @pytest.fixture
