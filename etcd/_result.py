@@ -8,12 +8,13 @@ tree costs little more than decoding its JSON.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from ._exceptions import EtcdException
 
-__all__ = ["EtcdResult", "response_header"]
+__all__ = ["EtcdResult", "decode_v2_answer", "response_header"]
 
 
 def response_header(response: Any, name: str) -> str | None:
@@ -54,6 +55,158 @@ _NODE_PROPS: dict[str, Any] = {
 # The keys a server's node carries; a node made only of these can be copied
 # into an instance's state in one step.
 _PLAIN_NODE_KEYS = frozenset(_NODE_PROPS) | {"nodes"}
+
+
+# The JSON types etcd sends for each node field; null counts as absent, except
+# for the two flags.
+_STR = (str, type(None))
+_INT = (int, type(None))
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "key": _STR,
+    "value": _STR,
+    "expiration": _STR,
+    "ttl": _INT,
+    "modifiedIndex": _INT,
+    "createdIndex": _INT,
+    "newKey": (bool,),
+    "dir": (bool,),
+}
+_EXPECTED = {_STR: "a string", _INT: "an integer", (bool,): "true or false"}
+_BAD_ANSWER = "Unable to decode server response: the answer is not the JSON etcd sends: "
+
+
+def _json_type(value: Any) -> str:
+    """*value* described in JSON's terms, for an error message."""
+    if isinstance(value, bool):
+        return f"a boolean ({value!r})"
+    if isinstance(value, int):
+        return f"an integer ({value!r})"
+    if isinstance(value, float):
+        return f"a number ({value!r})" if value == value else "NaN"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        return f"a string ({shown!r})"
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _bad(what: str) -> EtcdException:
+    return EtcdException(_BAD_ANSWER + what)
+
+
+def _check_node(node: Any, where: str) -> Any:
+    """Check the fields of one node; return its ``nodes`` (``None`` when absent).
+
+    :raises etcd.EtcdException: a field has a type etcd never sends.
+    """
+    if type(node) is not dict:
+        raise _bad(f"{where} is {_json_type(node)}, not an object")
+    key = node.get("key")
+    if type(key) is str:
+        where = f"the node {key!r}"
+    for field, allowed in _FIELD_TYPES.items():
+        if field in node and type(node[field]) not in allowed:
+            raise _bad(
+                f"{field} of {where} is {_json_type(node[field])}, not {_EXPECTED[allowed]}"
+            )
+    children = node.get("nodes")
+    if children is not None and type(children) is not list:
+        raise _bad(f"nodes of {where} is {_json_type(children)}, not an array")
+    return children
+
+
+class _Leaves(list[Any]):
+    """Children that :func:`decode_v2_answer` found to be plain leaves only.
+
+    Each is a node of known fields and the types etcd sends, without children
+    of its own, so a walk can turn them into results without looking at them.
+    """
+
+    __slots__ = ()
+
+
+def _check_tree(top: Any, where: str) -> None:
+    """Check a node and every node below it, once, without recursion.
+
+    The usual leaves (a key, a value and two indexes, with or without a TTL)
+    are recognised by one expression each: this loop runs once per leaf of a
+    recursive read, so it must cost little next to decoding the JSON. A list
+    of children made only of such leaves is marked as :class:`_Leaves`, which
+    spares the walks of the result from looking at them again.
+    """
+    holder = top
+    if _check_node(top, where) is None:
+        return
+    pending = [holder]
+    string = str
+    integer = int
+    kind = type
+    while pending:
+        holder = pending.pop()
+        nodes = holder["nodes"]
+        plain = True
+        for raw in nodes:
+            try:
+                size = len(raw)
+                if size == 4:
+                    if kind(raw["key"]) is string is kind(raw["value"]) and kind(
+                        raw["modifiedIndex"]
+                    ) is integer is kind(raw["createdIndex"]):
+                        continue
+                elif size == 6 and (
+                    kind(raw["key"]) is string is kind(raw["value"]) is kind(raw["expiration"])
+                    and kind(raw["modifiedIndex"]) is integer is kind(raw["createdIndex"])
+                    and kind(raw["ttl"]) is integer
+                ):
+                    continue
+            except (KeyError, TypeError):
+                pass  # not a usual leaf: check it field by field
+            plain = False
+            if _check_node(raw, "a child node") is not None:
+                pending.append(raw)
+        if plain and nodes:
+            holder["nodes"] = _Leaves(nodes)
+
+
+def decode_v2_answer(data: bytes) -> dict[str, Any]:
+    """Decode the body of a keys-API answer and check its types.
+
+    Every node of the tree is checked here, once, so that an
+    :class:`EtcdResult` built from the answer (and every child of it) holds
+    the types etcd sends: text keys, values and expirations, integer indexes
+    and TTLs, boolean flags, and lists of objects as children.
+
+    :param data: the body, as sent.
+    :returns: the decoded answer, ready for ``EtcdResult(**answer)``.
+    :raises etcd.EtcdException: the body is not JSON ("Server response was not
+        valid JSON: ..."), or not the JSON etcd sends ("Unable to decode server
+        response: ..."), naming the field and what it held.
+    """
+    try:
+        answer = json.loads(data)
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise EtcdException(f"Server response was not valid JSON: {exc!r}") from exc
+    except RecursionError as exc:
+        raise EtcdException(
+            "Server response was not valid JSON: it is nested too deeply to decode"
+        ) from exc
+    if type(answer) is not dict:
+        raise _bad(f"it is {_json_type(answer)}, not an object")
+    if "node" not in answer:
+        raise _bad("it has no node")
+    action = answer.get("action")
+    if action is not None and type(action) is not str:
+        raise _bad(f"action is {_json_type(action)}, not a string")
+    _check_tree(answer["node"], "node")
+    prev = answer.get("prevNode")
+    if prev is not None:
+        _check_tree(prev, "prevNode")
+    return answer
 
 
 def _iter_nodes(nodes: Any) -> Iterator[Any]:
@@ -177,6 +330,12 @@ class EtcdResult:
         new = object.__new__
         cls = EtcdResult
         plain = _PLAIN_NODE_KEYS.issuperset
+        if type(self._children) is _Leaves:  # checked when decoded: no look needed
+            for leaf in self._children:
+                child = new(cls)
+                child.__dict__ = leaf
+                yield child
+            return
         stack = [_iter_nodes(self._children)]
         while stack:
             for raw in stack[-1]:
@@ -196,6 +355,12 @@ class EtcdResult:
                 if children:
                     if not leaves_only:
                         yield child
+                    if type(children) is _Leaves:  # checked when decoded: no look needed
+                        for leaf in children:
+                            child = new(cls)
+                            child.__dict__ = leaf
+                            yield child
+                        continue
                     stack.append(_iter_nodes(children))
                     break
                 yield child

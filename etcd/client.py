@@ -49,7 +49,7 @@ from ._exceptions import (
     EtcdWatcherCleared,
     raise_for_body,
 )
-from ._result import EtcdResult
+from ._result import EtcdResult, decode_v2_answer
 from ._v3 import V3KeySpace, V3Protocol
 from ._v3_codec import decode_answer
 
@@ -1028,10 +1028,7 @@ class Client:
 
     def _result_from_response(self, response: urllib3.BaseHTTPResponse) -> EtcdResult:
         """Build an :class:`EtcdResult` from a successful response."""
-        try:
-            res = json.loads(response.data)
-        except ValueError as exc:
-            raise EtcdException(f"Server response was not valid JSON: {exc!r}") from exc
+        res = decode_v2_answer(response.data)  # every node's types checked here, once
         try:
             result = EtcdResult(**res)
             if response.status == 201:
