@@ -27,43 +27,33 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from collections.abc import Mapping
+from typing import Any, ClassVar, NoReturn
 
 import urllib3
 
 from . import _engine, _transport, _v2, _v3_cluster
 from . import members as _members
-from ._checks import check_options
-from ._endpoints import Endpoints, Member, discover_srv, format_uri
-from ._engine import UNSET, KeyCall, KeyProtocol
+from ._endpoints import Endpoints, discover_srv, format_uri
+from ._engine import KeyProtocol
 from ._exceptions import (
     EtcdException,
     EtcdInsufficientPermissions,
-    EtcdKeyNotFound,
     EtcdTypeError,
     EtcdValueError,
-    EtcdWatcherCleared,
     raise_for_body,
 )
+from ._keyspace import KeySpace
 from ._result import EtcdResult, decode_v2_answer
-from ._v3 import V3KeySpace, V3Protocol
+from ._v3 import V3Protocol
 from ._v3_codec import decode_answer
-
-if TYPE_CHECKING:
-    from .watch import Watcher
+from ._v3_keyspace import V3KeySpace
 
 __all__ = ["Client"]
 
 log = logging.getLogger(__name__)
-
-
-# Keywords of write and delete that are not sent as parameters (compat §4.2).
-_WRITE_EXTRAS = frozenset({"timeout", "idempotent", "_endpoint"})
-_DELETE_EXTRAS = frozenset({"timeout", "idempotent"})
 
 
 def _protocol_for(api: Any, namespace: Any) -> V3Protocol | None:
@@ -76,7 +66,7 @@ def _protocol_for(api: Any, namespace: Any) -> V3Protocol | None:
     return None
 
 
-class Client:
+class Client(KeySpace, _members.Membership):
     """A client of one etcd cluster, speaking the v2 HTTP API.
 
     :param host: the member to talk to, or with ``allow_reconnect`` a tuple of
@@ -445,175 +435,6 @@ class Client:
         return _engine.machines(self)
 
     @property
-    def members(self) -> dict[str, dict[str, Any]]:
-        """The cluster's members by id, each a dict with ``id``, ``name``,
-        ``peerURLs`` and ``clientURLs``.
-
-        .. note:: Each access is a request.
-        """
-        if self._v3 is not None:
-            return _v3_cluster.members(self)
-        return _members.members(self)
-
-    @property
-    def leader(self) -> dict[str, Any]:
-        """The member that leads the cluster, as in :attr:`members`.
-
-        .. note:: Each access makes two requests.
-        """
-        if self._v3 is not None:
-            return _v3_cluster.leader(self)
-        return _members.leader(self)
-
-    @property
-    def stats(self) -> dict[str, Any]:
-        """This member's statistics, from ``/v2/stats/self``.
-
-        .. note:: Each access is a request.
-        """
-        result: dict[str, Any] = (_v3_cluster.get_json if self._v3 else _members.get_json)(
-            self, "/stats/self"
-        )
-        return result
-
-    @property
-    def leader_stats(self) -> dict[str, Any]:
-        """The leader's view of its followers, from ``/v2/stats/leader``.
-
-        .. note:: Each access is a request. A follower refuses it with
-           ``EtcdException("not current leader : None")``.
-        """
-        result: dict[str, Any] = (_v3_cluster.get_json if self._v3 else _members.get_json)(
-            self, "/stats/leader"
-        )
-        return result
-
-    @property
-    def store_stats(self) -> dict[str, Any]:
-        """The key store's counters, from ``/v2/stats/store``.
-
-        .. note:: Each access is a request.
-        """
-        result: dict[str, Any] = (_v3_cluster.get_json if self._v3 else _members.get_json)(
-            self, "/stats/store"
-        )
-        return result
-
-    @property
-    def version(self) -> str | None:
-        """The etcd server version, fetched once from ``/version``."""
-        if not self._version:
-            self._set_version_info()
-        return self._version
-
-    @property
-    def cluster_version(self) -> str | None:
-        """The cluster version, fetched once from ``/version``."""
-        if not self._cluster_version:
-            self._set_version_info()
-        return self._cluster_version
-
-    def _set_version_info(self) -> None:
-        response = self.api_execute("/version", self._MGET)
-        try:
-            info = json.loads(response.data)
-            self._version = info["etcdserver"]
-            self._cluster_version = info["etcdcluster"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise EtcdException(
-                f"Cannot parse the /version answer: {response.data[:200]!r}"
-            ) from exc
-
-    # ------------------------------------------------------------------
-    # Membership
-
-    def get_members(self) -> list[Member]:
-        """The cluster's members, from ``/v2/members``.
-
-        :raises EtcdV2ApiDisabled: the server does not serve the v2 API.
-        :raises EtcdException: the cluster could not be asked.
-
-        .. versionadded:: 0.5.0
-        """
-        if self._v3 is not None:
-            return _v3_cluster.get_members(self)
-        return _members.get_members(self)
-
-    def get_leader(self) -> Member:
-        """The member that leads the cluster, from ``/v2/members/leader``.
-
-        :raises EtcdException: there is no leader now (an election is going on).
-
-        .. versionadded:: 0.5.0
-        """
-        if self._v3 is not None:
-            return _v3_cluster.get_leader(self)
-        return _members.get_leader(self)
-
-    def add_member(self, peer_urls: Sequence[str]) -> Member:
-        """Announce a new member to the cluster, before it is started.
-
-        :param peer_urls: the URLs the new member will listen on for its peers.
-        :returns: the new member, with its id; its name and client URLs stay
-            empty until it has started and joined.
-        :raises EtcdException: the cluster refused (a peer URL is in use, say).
-
-        .. versionadded:: 0.5.0
-        """
-        if self._v3 is not None:
-            return _v3_cluster.add_member(self, peer_urls)
-        return _members.add_member(self, peer_urls)
-
-    def remove_member(self, member_id: str) -> None:
-        """Remove a member from the cluster.
-
-        :raises EtcdKeyNotFound: there is no such member.
-
-        .. versionadded:: 0.5.0
-        """
-        if self._v3 is not None:
-            _v3_cluster.remove_member(self, member_id)
-            return
-        _members.remove_member(self, member_id)
-
-    def update_member(self, member_id: str, peer_urls: Sequence[str]) -> None:
-        """Change the peer URLs of a member.
-
-        :raises EtcdKeyNotFound: there is no such member.
-
-        .. versionadded:: 0.5.0
-        """
-        if self._v3 is not None:
-            _v3_cluster.update_member(self, member_id, peer_urls)
-            return
-        _members.update_member(self, member_id, peer_urls)
-
-    def sync_members(self) -> list[Member]:
-        """Refresh the list of members to fail over to from the cluster itself.
-
-        With ``prefer_leader``, the leader becomes the member requests go to.
-        Without ``allow_reconnect``, or with ``use_proxies``, the list of
-        members to use is left as it is.
-
-        :returns: the members.
-
-        .. versionadded:: 0.5.0
-        """
-        return _members.sync_members(self)
-
-    def health(self, timeout: float = 5.0) -> dict[str, bool]:
-        """Ask every known member whether it is healthy (``GET /health``).
-
-        A member is healthy when it is part of a cluster that has a leader.
-
-        :param timeout: seconds to wait for each member.
-        :returns: each member's URL and whether it answered that it is healthy.
-
-        .. versionadded:: 0.5.0
-        """
-        return _members.health(self, timeout)
-
-    @property
     def election(self) -> NoReturn:
         """Removed in etcd 2.0."""
         raise NotImplementedError("Election primitives were removed from etcd 2.0")
@@ -621,289 +442,6 @@ class Client:
     def get_lock(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Removed in etcd 2.0; use :class:`etcd.Lock`."""
         raise NotImplementedError("Lock primitives were removed from etcd 2.0")
-
-    # ------------------------------------------------------------------
-    # Keys
-
-    def _sanitize_key(self, key: str) -> str:
-        """Normalise *key*: one leading slash, no runs of slashes.
-
-        :raises EtcdTypeError: *key* is not a string.
-        """
-        if not isinstance(key, str):
-            raise EtcdTypeError(f"keys must be str, not {type(key).__name__} ({key!r})")
-        if "//" in key:
-            trailing = key.endswith("/")
-            key = "/".join(part for part in key.split("/") if part)
-            if trailing and key:
-                key += "/"
-        if not key.startswith("/"):
-            key = "/" + key
-        return key
-
-    def _option_names(self) -> set[str]:
-        """Every option of the key-space methods, as the option sets say at call time."""
-        return self._comparison_conditions | self._read_options | self._del_conditions
-
-    def __contains__(self, key: str) -> bool:
-        """``key in client``: whether the key exists."""
-        try:
-            self.get(key)
-        except EtcdKeyNotFound:
-            return False
-        return True
-
-    def write(
-        self,
-        key: str,
-        value: Any,
-        ttl: int | None = None,
-        dir: bool = False,
-        append: bool = False,
-        **kwdargs: Any,
-    ) -> EtcdResult:
-        """Write a key or create a directory.
-
-        :param key: the key.
-        :param value: the value, sent as ``str(value)``; ``None`` sends none.
-        :param ttl: seconds until the key expires; ``0`` is sent as is.
-        :param dir: create a directory.
-        :param append: create an in-order key below *key* (POST).
-        :param kwdargs: the conditions ``prevValue``, ``prevIndex``,
-            ``prevExist`` and ``refresh``; ``timeout`` in seconds (0: none);
-            ``idempotent=True`` lets a failed write be re-sent to another member.
-        :returns: the written node; ``newKey`` says whether it was created.
-        :raises EtcdCompareFailed: a ``prevValue``/``prevIndex`` condition failed.
-        :raises EtcdAlreadyExist: ``prevExist=False`` and the key exists.
-        :raises EtcdKeyNotFound: ``prevExist=True`` and the key is missing.
-        :raises EtcdNotFile: *key* is a directory.
-        :raises EtcdTypeError: an option resembles a condition without being
-            one (``prevvalue=``, ``prev_exist=``); nothing was sent. Other
-            unknown keywords are ignored, as in python-etcd 0.4.5.
-
-        .. versionchanged:: 0.5.0
-           A near-miss of an option name raises :class:`etcd.EtcdTypeError`;
-           ``timeout`` and ``idempotent`` are new.
-        """
-        options = self._comparison_conditions
-        if kwdargs and not kwdargs.keys() <= options:
-            check_options("write", kwdargs, options | _WRITE_EXTRAS, self._option_names())
-        if dir and value:
-            raise EtcdException("Cannot create a directory with a value")
-        call = KeyCall(
-            "write",
-            self._sanitize_key(key),
-            {name: option for name, option in kwdargs.items() if name in options},
-            value=None if value is None else self._value(value),
-            ttl=ttl,
-            dir=bool(dir),
-            append=bool(append),
-            timeout=kwdargs.get("timeout", UNSET),
-            idempotent=bool(kwdargs.get("idempotent")),
-            endpoint=kwdargs.get("_endpoint"),
-        )
-        return self._key_protocol.execute(self, call)
-
-    @staticmethod
-    def _value(value: Any) -> Any:
-        if isinstance(value, (bytes, bytearray)):
-            try:
-                return bytes(value).decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise EtcdValueError(
-                    "etcd v2 stores text: decode the bytes, or encode binary data "
-                    f"(for example with base64) before writing it ({exc})"
-                ) from exc
-        return value
-
-    def update(self, obj: EtcdResult) -> EtcdResult:
-        """Write back an edited result, only if the key has not changed since.
-
-        :param obj: a result from :meth:`read`, with ``value`` or ``ttl`` edited.
-        :raises EtcdCompareFailed: the key changed after *obj* was read.
-        :raises EtcdRaftInternalError: *obj* is a directory and the server is
-            etcd 3.5, which cannot update directories.
-        """
-        kwdargs: dict[str, Any] = {"prevExist": True}
-        if not obj.dir:
-            # A directory has no index condition: the server answers "Not a file".
-            kwdargs["prevIndex"] = obj.modifiedIndex
-        return self.write(obj.key, obj.value, dir=obj.dir, ttl=obj.ttl, **kwdargs)  # type: ignore[arg-type]
-
-    def read(self, key: str, **kwdargs: Any) -> EtcdResult:
-        """Read a key or a directory.
-
-        :param key: the key.
-        :param kwdargs: ``recursive``, ``sorted``, ``quorum``, ``wait`` and
-            ``waitIndex`` (see :meth:`watch`), and ``timeout`` in seconds
-            (``None``: the client's ``read_timeout``; 0: none).
-        :raises EtcdKeyNotFound: the key does not exist.
-        :raises EtcdWatchTimedOut: a ``wait`` saw no change in time.
-        :raises EtcdEventIndexCleared: ``waitIndex`` has left the server's history.
-        :raises EtcdTypeError: an option resembles a read option without
-            being one (``recursve=``); other unknown keywords are ignored.
-        """
-        options: dict[str, Any] = {}
-        if kwdargs:
-            allowed = self._read_options
-            if not kwdargs.keys() <= allowed:
-                check_options("read", kwdargs, allowed | {"timeout"}, self._option_names())
-            options = {
-                name: value
-                for name, value in kwdargs.items()
-                if name in allowed and value is not None
-            }
-        call = KeyCall("read", self._sanitize_key(key), options, timeout=kwdargs.get("timeout"))
-        return self._key_protocol.execute(self, call)
-
-    def get(self, key: str) -> EtcdResult:
-        """The same as :meth:`read` without options."""
-        return self.read(key)
-
-    def delete(
-        self,
-        key: str,
-        recursive: bool | None = None,
-        dir: bool | None = None,
-        **kwdargs: Any,
-    ) -> EtcdResult:
-        """Delete a key or a directory.
-
-        :param key: the key.
-        :param recursive: delete a directory and everything below it.
-        :param dir: delete an empty directory.
-        :param kwdargs: the conditions ``prevValue`` and ``prevIndex``;
-            ``timeout``; ``idempotent=True`` lets a failed delete be re-sent.
-        :returns: the deleted node, with the old one in ``_prev_node``.
-        :raises EtcdKeyNotFound: the key does not exist.
-        :raises EtcdCompareFailed: a condition failed.
-        :raises EtcdDirNotEmpty: a non-recursive delete of a non-empty directory.
-        :raises EtcdTypeError: ``prevExist``, which a delete cannot honour, or
-            an option that resembles a condition without being one; other
-            unknown keywords are ignored.
-        """
-        options = self._del_conditions
-        if kwdargs and not kwdargs.keys() <= options:
-            check_options("delete", kwdargs, options | _DELETE_EXTRAS, self._option_names())
-        call = KeyCall(
-            "delete",
-            self._sanitize_key(key),
-            {name: option for name, option in kwdargs.items() if name in options},
-            dir=dir,
-            recursive=recursive,
-            timeout=kwdargs.get("timeout", UNSET),
-            idempotent=bool(kwdargs.get("idempotent")),
-        )
-        return self._key_protocol.execute(self, call)
-
-    def pop(
-        self, key: str, recursive: bool | None = None, dir: bool | None = None, **kwdargs: Any
-    ) -> EtcdResult:
-        """Delete a key and return what it held.
-
-        :returns: the deleted node as it was before.
-        """
-        return self.delete(key, recursive=recursive, dir=dir, **kwdargs)._prev_node
-
-    def set(self, key: str, value: Any, ttl: int | None = None) -> EtcdResult:
-        """Write *value* to *key* unconditionally."""
-        return self.write(key, value, ttl=ttl)
-
-    def test_and_set(
-        self, key: str, value: Any, prev_value: Any, ttl: int | None = None
-    ) -> EtcdResult:
-        """Write *value* only if the key holds *prev_value* (compare-and-swap).
-
-        :raises EtcdCompareFailed: the key holds another value.
-        """
-        return self.write(key, value, prevValue=prev_value, ttl=ttl)
-
-    def refresh(self, key: str, ttl: int, **kwdargs: Any) -> EtcdResult:
-        """Reset the TTL of an existing key without changing it or waking watchers.
-
-        :raises EtcdKeyNotFound: the key does not exist (it may have expired).
-        """
-        kwdargs.pop("prevExist", None)
-        return self.write(key, None, ttl=ttl, refresh=True, prevExist=True, **kwdargs)
-
-    def watch(
-        self,
-        key: str,
-        index: int | None = None,
-        timeout: float | None = None,
-        recursive: bool | None = None,
-    ) -> EtcdResult:
-        """Wait for the next change of *key*, or the first one at *index* or later.
-
-        :param key: the key or directory to watch.
-        :param index: the first etcd index to report; falsy means "from now".
-        :param timeout: seconds to wait; ``None`` is the client's
-            ``read_timeout`` and ``0`` waits forever.
-        :param recursive: also report changes below *key* (needed for a directory).
-        :returns: the change.
-        :raises EtcdWatchTimedOut: nothing changed in time.
-        :raises EtcdEventIndexCleared: *index* has left the server's history.
-        """
-        if index:
-            return self.read(key, wait=True, waitIndex=index, timeout=timeout, recursive=recursive)
-        return self.read(key, wait=True, timeout=timeout, recursive=recursive)
-
-    def eternal_watch(
-        self, key: str, index: int | None = None, recursive: bool | None = None
-    ) -> Iterator[EtcdResult]:
-        """Yield every change of *key* from *index* on, forever.
-
-        A watch the server dropped (an empty answer, or error 400) is asked
-        again from the same index; a connection that died silently is noticed
-        by TCP keep-alive and raised as :class:`etcd.EtcdConnectionFailed`.
-        :meth:`watcher` also survives that, and a dying member.
-
-        :raises EtcdEventIndexCleared: the next index has left the server's history.
-        """
-        local_index = index
-        while True:
-            try:
-                response = self.watch(key, index=local_index, timeout=0, recursive=recursive)
-            except EtcdWatcherCleared:
-                continue  # the server dropped the watch: ask again from the same index
-            if response.modifiedIndex is not None:
-                local_index = response.modifiedIndex + 1
-            yield response
-
-    def watcher(
-        self,
-        key: str,
-        *,
-        recursive: bool = False,
-        index: int | None = None,
-        snapshots: bool = False,
-        poll_timeout: float = 30.0,
-    ) -> Watcher:
-        """Watch *key* for every change, exactly once and in order.
-
-        See :class:`etcd.watch.Watcher` for what it survives and guarantees.
-
-        :param key: the key or directory to watch.
-        :param recursive: also report changes below *key*.
-        :param index: the first etcd index to report; ``None`` is the next change.
-        :param snapshots: yield a :class:`etcd.watch.Snapshot` and go on when the
-            server's history has moved past the watcher, instead of raising
-            :class:`etcd.EtcdEventIndexCleared`.
-        :param poll_timeout: the longest one long poll lasts, in seconds.
-        :returns: an iterator of events that is also a context manager.
-
-        .. versionadded:: 0.5.0
-        """
-        from .watch import Watcher
-
-        return Watcher(
-            self,
-            key,
-            recursive=recursive,
-            index=index,
-            snapshots=snapshots,
-            poll_timeout=poll_timeout,
-        )
 
     # ------------------------------------------------------------------
     # Requests

@@ -1,8 +1,9 @@
-"""Membership administration and health: the members API of etcd v2.
+"""Cluster information, membership administration and health.
 
-:class:`etcd.Client` offers all of this as methods and properties of the
-same names (``client.get_members()``, ``client.members``, ...), which call the
-functions here with the client. Every request goes through the client's
+:class:`Membership` is a base class of :class:`etcd.Client`: its methods and
+properties (``client.get_members()``, ``client.members``, ``client.stats``,
+...) call the functions here with the client, or those of
+:mod:`etcd._v3_cluster` for a client of the v3 gateway. Every request goes through the client's
 seams (:meth:`~etcd.Client.api_execute`, ``http.request``), so a subclass or
 a test double that replaces them sees these calls too (compat §10).
 """
@@ -14,9 +15,9 @@ import logging
 import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from . import _transport
+from . import _transport, _v3_cluster
 from ._endpoints import Member
 from ._engine import Request
 from ._exceptions import EtcdException, EtcdTypeError
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from .client import Client
 
 __all__ = [
+    "Membership",
     "add_member",
     "get_leader",
     "get_members",
@@ -203,3 +205,196 @@ def health(client: Client, timeout: float = 5.0) -> dict[str, bool]:
             healthy = False
         report[url] = healthy
     return report
+
+
+def _as_client(mixin: Membership) -> Client:
+    return cast("Client", mixin)
+
+
+class Membership:
+    """The cluster-information and membership API of :class:`etcd.Client`.
+
+    A base class of ``Client``; each method works with the v2 API here and
+    with the v3 gateway in :mod:`etcd._v3_cluster`.
+    """
+
+    @property
+    def members(self) -> dict[str, dict[str, Any]]:
+        """The cluster's members by id, each a dict with ``id``, ``name``,
+        ``peerURLs`` and ``clientURLs``.
+
+        .. note:: Each access is a request.
+        """
+        client = _as_client(self)
+        if client._v3 is not None:
+            return _v3_cluster.members(client)
+        return members(client)
+
+    @property
+    def leader(self) -> dict[str, Any]:
+        """The member that leads the cluster, as in :attr:`members`.
+
+        .. note:: Each access makes two requests.
+        """
+        client = _as_client(self)
+        if client._v3 is not None:
+            return _v3_cluster.leader(client)
+        return leader(client)
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """This member's statistics, from ``/v2/stats/self``.
+
+        .. note:: Each access is a request.
+        """
+        client = _as_client(self)
+        result: dict[str, Any] = (_v3_cluster.get_json if client._v3 else get_json)(
+            client, "/stats/self"
+        )
+        return result
+
+    @property
+    def leader_stats(self) -> dict[str, Any]:
+        """The leader's view of its followers, from ``/v2/stats/leader``.
+
+        .. note:: Each access is a request. A follower refuses it with
+           ``EtcdException("not current leader : None")``.
+        """
+        client = _as_client(self)
+        result: dict[str, Any] = (_v3_cluster.get_json if client._v3 else get_json)(
+            client, "/stats/leader"
+        )
+        return result
+
+    @property
+    def store_stats(self) -> dict[str, Any]:
+        """The key store's counters, from ``/v2/stats/store``.
+
+        .. note:: Each access is a request.
+        """
+        client = _as_client(self)
+        result: dict[str, Any] = (_v3_cluster.get_json if client._v3 else get_json)(
+            client, "/stats/store"
+        )
+        return result
+
+    @property
+    def version(self) -> str | None:
+        """The etcd server version, fetched once from ``/version``."""
+        client = _as_client(self)
+        if not client._version:
+            client._set_version_info()
+        return client._version
+
+    @property
+    def cluster_version(self) -> str | None:
+        """The cluster version, fetched once from ``/version``."""
+        client = _as_client(self)
+        if not client._cluster_version:
+            client._set_version_info()
+        return client._cluster_version
+
+    def _set_version_info(self) -> None:
+        client = _as_client(self)
+        response = client.api_execute("/version", client._MGET)
+        try:
+            info = json.loads(response.data)
+            client._version = info["etcdserver"]
+            client._cluster_version = info["etcdcluster"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EtcdException(
+                f"Cannot parse the /version answer: {response.data[:200]!r}"
+            ) from exc
+
+    def get_members(self) -> list[Member]:
+        """The cluster's members, from ``/v2/members``.
+
+        :raises EtcdV2ApiDisabled: the server does not serve the v2 API.
+        :raises EtcdException: the cluster could not be asked.
+
+        .. versionadded:: 0.5.0
+        """
+        client = _as_client(self)
+        if client._v3 is not None:
+            return _v3_cluster.get_members(client)
+        return get_members(client)
+
+    def get_leader(self) -> Member:
+        """The member that leads the cluster, from ``/v2/members/leader``.
+
+        :raises EtcdException: there is no leader now (an election is going on).
+
+        .. versionadded:: 0.5.0
+        """
+        client = _as_client(self)
+        if client._v3 is not None:
+            return _v3_cluster.get_leader(client)
+        return get_leader(client)
+
+    def add_member(self, peer_urls: Sequence[str]) -> Member:
+        """Announce a new member to the cluster, before it is started.
+
+        :param peer_urls: the URLs the new member will listen on for its peers.
+        :returns: the new member, with its id; its name and client URLs stay
+            empty until it has started and joined.
+        :raises EtcdException: the cluster refused (a peer URL is in use, say).
+
+        .. versionadded:: 0.5.0
+        """
+        client = _as_client(self)
+        if client._v3 is not None:
+            return _v3_cluster.add_member(client, peer_urls)
+        return add_member(client, peer_urls)
+
+    def remove_member(self, member_id: str) -> None:
+        """Remove a member from the cluster.
+
+        :raises EtcdKeyNotFound: there is no such member.
+
+        .. versionadded:: 0.5.0
+        """
+        client = _as_client(self)
+        if client._v3 is not None:
+            _v3_cluster.remove_member(client, member_id)
+            return
+        remove_member(client, member_id)
+
+    def update_member(self, member_id: str, peer_urls: Sequence[str]) -> None:
+        """Change the peer URLs of a member.
+
+        :raises EtcdKeyNotFound: there is no such member.
+
+        .. versionadded:: 0.5.0
+        """
+        client = _as_client(self)
+        if client._v3 is not None:
+            _v3_cluster.update_member(client, member_id, peer_urls)
+            return
+        update_member(client, member_id, peer_urls)
+
+    def sync_members(self) -> list[Member]:
+        """Refresh the list of members to fail over to from the cluster itself.
+
+        With ``prefer_leader``, the leader becomes the member requests go to.
+        Without ``allow_reconnect``, or with ``use_proxies``, the list of
+        members to use is left as it is.
+
+        :returns: the members.
+
+        .. versionadded:: 0.5.0
+        """
+        client = _as_client(self)
+        return sync_members(client)
+
+    def health(self, timeout: float = 5.0) -> dict[str, bool]:
+        """Ask every known member whether it is healthy (``GET /health``).
+
+        A member is healthy when it is part of a cluster that has a leader.
+
+        :param timeout: seconds to wait for each member.
+        :returns: each member's URL and whether it answered that it is healthy.
+
+        .. versionadded:: 0.5.0
+        """
+        client = _as_client(self)
+        return health(client, timeout)
