@@ -372,6 +372,22 @@ class Client(KeySpace, _members.Membership):
         return self._lock_prefix
 
     @property
+    def api(self) -> str:
+        """``"v2"`` or ``"v3"``: the etcd API this client speaks.
+
+        .. versionadded:: 0.5.0
+        """
+        return "v2" if self._v3 is None else "v3"
+
+    @property
+    def namespace(self) -> str:
+        """With ``api="v3"``, the prefix of every v3 key; ``""`` otherwise.
+
+        .. versionadded:: 0.5.0
+        """
+        return "" if self._v3 is None else self._v3.layout.namespace
+
+    @property
     def key_endpoint(self) -> str:
         """The path prefix of the keys API, ``version_prefix + "/keys"``."""
         return self.version_prefix + "/keys"
@@ -514,6 +530,32 @@ class Client(KeySpace, _members.Membership):
         if self._member_sync_interval is not None and _members.sync_due(self):
             _members.sync_quietly(self)
         return _engine.send(self, request)
+
+    def api_execute_v3(
+        self, endpoint: str, body: Mapping[str, Any], timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Send one request to etcd's v3 JSON gateway (a client with ``api="v3"`` only).
+
+        Keys and values in *body* are base64, as the gateway expects; the
+        namespace is not applied. Failover, TLS and the auth token are handled
+        as for every other request. Only requests that can be repeated safely
+        (reads) are re-sent to another member.
+
+        :param endpoint: such as ``/v3/kv/range``.
+        :param body: the request object.
+        :param timeout: seconds; ``None`` is ``read_timeout``, ``0`` none.
+        :returns: the decoded answer.
+        :raises EtcdTypeError: the client speaks the v2 API.
+        :raises EtcdException: the server refused; the class follows the gRPC code.
+
+        .. versionadded:: 0.5.0
+        """
+        if self._v3 is None:
+            raise EtcdTypeError('api_execute_v3() needs a client made with api="v3"')
+        if not isinstance(endpoint, str) or not endpoint.startswith("/v3"):
+            raise EtcdValueError(f"endpoint must be a path such as /v3/kv/range, not {endpoint!r}")
+        idempotent = endpoint in ("/v3/kv/range", "/v3/cluster/member/list")
+        return self._v3.send(self, endpoint, body, idempotent=idempotent, timeout=timeout)
 
     def _v3_send(
         self,

@@ -1,0 +1,103 @@
+"""etcd.Lock, KeepAlive and Election, unchanged, on a client made with ``api="v3"``."""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import etcd
+
+from .helpers import call_in_thread, consume_in_thread, wait_for
+from .recipes_support import kill, public_only
+from .v3_support import v3_client, v3_namespace
+
+__all__ = ["v3_client", "v3_namespace"]
+
+
+def _v3_process(client: etcd.Client, namespace: str, body: str) -> subprocess.Popen[bytes]:
+    """``python -c`` with a v3 ``client`` in *namespace*, then *body*."""
+    script = (
+        "import sys, time\n"
+        "import etcd\n"
+        f"client = etcd.Client(host={client.host!r}, port={client.port}, api='v3', "
+        f"namespace={namespace!r}, lock_prefix={client.lock_prefix!r})\n" + textwrap.dedent(body)
+    )
+    return subprocess.Popen([sys.executable, "-c", script])
+
+
+def test_eight_processes_count_to_800_under_the_lock(v3_client, v3_namespace):
+    v3_client.write("/counter", "0")
+    body = """
+        lock = etcd.Lock(client, "counter", ttl=30)
+        for _ in range(100):
+            with lock:
+                # A plain read-then-write: only the lock keeps increments apart.
+                value = int(client.read("/counter").value)
+                client.write("/counter", str(value + 1))
+        """
+    procs = [_v3_process(v3_client, v3_namespace, body) for _ in range(8)]
+    try:
+        assert [proc.wait(timeout=110) for proc in procs] == [0] * 8
+    finally:
+        for proc in procs:
+            kill(proc)
+    assert v3_client.read("/counter").value == "800"
+    assert not [n for n in v3_client.read("/_locks", recursive=True).leaves if not n.dir]
+
+
+def test_a_waiter_gets_the_lock_when_the_holder_releases(v3_client):
+    client = public_only(v3_client)
+    holder = etcd.Lock(client, "job")
+    waiter = etcd.Lock(client, "job")
+    assert holder.acquire(lock_ttl=10)
+    assert not etcd.Lock(client, "job").acquire(blocking=False)
+    thread, outcome = call_in_thread(waiter.acquire, lock_ttl=10, timeout=30)
+    assert wait_for(lambda: len(list(v3_client.read(holder.path).leaves)) == 2)
+    assert "at" not in outcome
+    token = holder.fencing_token
+    holder.release()
+    thread.join(timeout=15)
+    assert outcome.get("result") is True, outcome
+    assert waiter.is_acquired and (waiter.fencing_token or 0) > (token or 0)
+    waiter.release()
+    assert not [n for n in v3_client.read(holder.path, recursive=True).leaves if not n.dir]
+
+
+def test_a_keepalive_key_outlives_its_ttl(v3_client):
+    keepalive = etcd.KeepAlive(public_only(v3_client), "/alive", "me", ttl=2)
+    keepalive.start()
+    try:
+        assert not wait_for(lambda: "/alive" not in v3_client, timeout=5, interval=0.2)
+        assert not keepalive.lost.is_set()
+    finally:
+        keepalive.stop()
+    assert "/alive" not in v3_client
+
+
+def test_leadership_passes_on_when_the_leader_resigns(v3_client):
+    client = public_only(v3_client)
+    first = etcd.Election(client, "jobs", value="host-1", ttl=5)
+    second = etcd.Election(client, "jobs", value="host-2", ttl=5)
+    assert first.leader() is None
+    observer = first.observe()
+    seen: queue.Queue[Any] = queue.Queue()
+    watching = consume_in_thread(observer, seen)
+    assert seen.get(timeout=5) is None
+    first.campaign()
+    assert first.is_leader and second.leader() == "host-1"
+    assert seen.get(timeout=5) == "host-1"
+    thread, outcome = call_in_thread(second.campaign)
+    assert wait_for(lambda: len(v3_client.read(first.path)._children) == 2)
+    first.resign()
+    thread.join(timeout=10)
+    assert "result" in outcome, outcome
+    assert second.is_leader and first.leader() == "host-2"
+    assert seen.get(timeout=5) == "host-2"
+    second.resign()
+    assert seen.get(timeout=5) is None
+    observer.stop()
+    watching.join(timeout=5)
+    observer.close()
