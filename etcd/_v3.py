@@ -34,6 +34,7 @@ from ._v3_codec import (
     unb64,
 )
 from ._v3_tree import dir_node, file_node
+from ._v3_watch import WatchBuffer
 
 __all__ = ["V3Protocol"]
 
@@ -123,6 +124,7 @@ class V3Protocol:
         self._lock = threading.Lock()
         # None: not asked yet; "": the server has auth off
         self._token: str | None = None
+        self.watch_buffer = WatchBuffer()
 
     # ------------------------------------------------------------------
     # Authentication: one token for the user, renewed when the server refuses it

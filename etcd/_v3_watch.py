@@ -14,8 +14,10 @@ revision + 1 instead, which the server serves at once.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
+import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -42,9 +44,58 @@ if TYPE_CHECKING:
     from ._v3 import V3Protocol
     from .client import Client
 
-__all__ = ["watch_once"]
+__all__ = ["WatchBuffer", "watch_once"]
+
+_BUFFERED_SCOPES = 64
 
 log = logging.getLogger(__name__)
+
+
+class WatchBuffer:
+    """Events that came in the same message as the one a watch returned.
+
+    A watch from a past index gets the history in large messages; the next
+    watch of the same key, from the next index, is served from here instead
+    of a new connection (and etcd's 100 ms catch-up wait). An entry covers
+    every revision from ``start`` to ``end``: the events kept are all those of
+    the key in that span.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: collections.OrderedDict[
+            tuple[str, bool], tuple[int, int, list[tuple[int, dict[str, Any], int]]]
+        ] = collections.OrderedDict()
+
+    def put(
+        self,
+        scope: tuple[str, bool],
+        start: int,
+        end: int,
+        events: list[tuple[int, dict[str, Any], int]],
+    ) -> None:
+        with self._lock:
+            self._entries[scope] = (start, end, events)
+            self._entries.move_to_end(scope)
+            while len(self._entries) > _BUFFERED_SCOPES:
+                self._entries.popitem(last=False)
+
+    def take(self, scope: tuple[str, bool], index: int | None) -> EtcdResult | None:
+        """The first kept event at *index* or later, if the entry covers *index*."""
+        if index is None:
+            return None
+        with self._lock:
+            entry = self._entries.get(scope)
+            if entry is None or not entry[0] <= index <= entry[1]:
+                return None
+            _, end, events = entry
+            for position, (revision, event, etcd_index) in enumerate(events):
+                if revision >= index:
+                    self._entries[scope] = (revision + 1, end, events[position + 1 :])
+                    result = EtcdResult(**event)
+                    result.etcd_index = result.raft_index = etcd_index
+                    return result
+            return None
 
 
 def _relevant(key: str, file_key: str, marker: str, recursive: bool) -> bool:
@@ -128,6 +179,9 @@ def watch_once(
     path = layout.path(key)
     file_key, marker, end = layout.file(path), layout.marker(path), layout.end(path)
     start = int(index) if index else None
+    buffered = proto.watch_buffer.take((path, recursive), start)
+    if buffered is not None:
+        return buffered
     request: dict[str, Any] = {"prev_kv": True}
     if path == "":
         request.update(key=b64(marker), range_end=b64(end))
@@ -147,7 +201,13 @@ def watch_once(
     if start is not None:
         request["start_revision"] = str(start)
     return _stream_first_event(
-        proto, client, {"create_request": request}, start, timeout, file_key, marker, recursive
+        proto,
+        client,
+        {"create_request": request},
+        start,
+        timeout,
+        (file_key, marker, recursive),
+        (path, recursive),
     )
 
 
@@ -157,9 +217,8 @@ def _stream_first_event(
     body: Mapping[str, Any],
     start: int | None,
     timeout: float | None,
-    file_key: str,
-    marker: str,
-    recursive: bool,
+    keys: tuple[str, str, bool],
+    scope: tuple[str, bool],
 ) -> EtcdResult:
     urllib_timeout = _transport.resolve_timeout(timeout, client.read_timeout)
     base = client.base_uri
@@ -188,18 +247,24 @@ def _stream_first_event(
             if result.get("created") and created_at is None:
                 created_at = int_field(header, "revision")
                 continue
+            found = []
+            last = 0
             for revision, events in _events_by_revision(result):
+                last = revision
                 mine = [
-                    e
-                    for e in events
-                    if _relevant(
-                        unb64((e.get("kv") or {}).get("key")), file_key, marker, recursive
-                    )
+                    e for e in events if _relevant(unb64((e.get("kv") or {}).get("key")), *keys)
                 ]
                 if mine:
-                    event = EtcdResult(**_group_event(proto, mine, revision))
-                    event.etcd_index = event.raft_index = created_at or revision
-                    return event
+                    found.append(
+                        (revision, _group_event(proto, mine, revision), created_at or revision)
+                    )
+            if found:
+                first_revision, first, etcd_index = found[0]
+                if len(found) > 1 or last > first_revision:
+                    proto.watch_buffer.put(scope, first_revision + 1, last, found[1:])
+                event = EtcdResult(**first)
+                event.etcd_index = event.raft_index = etcd_index
+                return event
         raise EtcdConnectionFailed(f"The server ended the watch stream of {base} without an event")
     except _transport.TRANSPORT_ERRORS as exc:
         kind = _transport.classify(exc, watching=True)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
+import textwrap
 import threading
 from typing import Any
 
@@ -11,6 +14,7 @@ import pytest
 import etcd
 
 from .helpers import call_in_thread
+from .recipes_support import kill
 from .v3_support import b64, gateway, raw_put, v3_client, v3_namespace
 
 __all__ = ["v3_client", "v3_namespace"]
@@ -140,3 +144,47 @@ def test_a_watch_from_a_compacted_index_raises_index_cleared(etcd_cluster_factor
     finally:
         client.close()
     assert b64("/k")  # the raw helpers and the client agree on the encoding
+
+
+def test_5000_changes_reach_a_slow_watcher_once_each(v3_client, v3_namespace):
+    first = v3_client.write("/tree/start", "0")
+    watcher = v3_client.watcher("/tree", recursive=True, index=first.modifiedIndex)
+    assert next(watcher).modifiedIndex == first.modifiedIndex
+    script = textwrap.dedent(
+        f"""
+        import etcd
+        client = etcd.Client(host={v3_client.host!r}, port={v3_client.port}, api="v3",
+                             namespace={v3_namespace!r})
+        for i in range(5000):
+            key = "/tree/k%d" % (i % 50)
+            if i % 11 == 10:
+                try:
+                    client.delete(key)
+                except etcd.EtcdKeyNotFound:
+                    pass
+            else:
+                client.write(key, str(i))
+        """
+    )
+    writer = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        # the slowest reader: it starts after the whole burst
+        assert writer.wait(timeout=200) == 0
+    finally:
+        kill(writer)
+    final = v3_client.read("/tree", recursive=True)
+    events: list[Any] = []
+    with watcher:
+        while not events or events[-1].modifiedIndex < final.etcd_index:
+            events.append(next(watcher))
+    indexes = [e.modifiedIndex for e in events]
+    assert indexes == sorted(set(indexes)), "an event was repeated or came out of order"
+    assert len(events) == final.etcd_index - first.modifiedIndex  # one per revision: none lost
+    state: dict[Any, Any] = {}
+    for event in events:
+        if event.action == "delete":
+            state.pop(event.key, None)
+        else:
+            state[event.key] = event.value
+    state["/tree/start"] = "0"
+    assert state == {n.key: n.value for n in final.leaves}
