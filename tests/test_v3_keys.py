@@ -290,3 +290,32 @@ def test_v3_works_on_a_server_without_v2(v3_only_server, v3_only_client):
         v2.close()
     message = str(info.value)
     assert 'api="v3"' in message and "migrated" in message
+
+
+def test_an_expiry_is_reported_as_a_delete(v3_client):
+    # Not available (docs/v3.rst): v3 has no "expire" event.
+    written = v3_client.write("/short", "x", ttl=1)
+    event = v3_client.watch("/short", index=written.modifiedIndex + 1, timeout=10)
+    assert (event.action, event.key, event._prev_node.value) == ("delete", "/short", "x")
+
+
+def test_a_directory_ttl_leaves_the_keys_below_it(v3_client):
+    # Not available (docs/v3.rst): the lease holds the marker only.
+    made = v3_client.write("/dir", None, dir=True, ttl=1)
+    assert made.dir and made.ttl is not None
+    v3_client.write("/dir/child", "stays")
+    v3_client.watch("/dir", index=made.modifiedIndex + 2, timeout=10)  # the marker's expiry
+    assert v3_client.read("/dir/child").value == "stays"
+    assert v3_client.read("/dir").dir  # still a directory: a key lives below it
+
+
+def test_ttl_zero_means_no_ttl(v3_client):
+    # Approximate (docs/v3.rst).
+    assert v3_client.write("/k", "x", ttl=0).ttl is None
+    assert v3_client.read("/k").ttl is None
+
+
+def test_raft_index_is_the_revision(v3_client):
+    # Approximate (docs/v3.rst): v3 answers carry no raft index.
+    result = v3_client.write("/k", "x")
+    assert result.raft_index == result.etcd_index == result.modifiedIndex
