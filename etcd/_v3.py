@@ -11,14 +11,13 @@ diagnoses the v2 error; a TTL adds a lease grant before it.
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import datetime
 import threading
 from collections.abc import Mapping
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn
 
-from ._exceptions import EtcdError, EtcdException
+from ._exceptions import EtcdException
 from ._result import EtcdResult
+from ._v3_auth import Sender, Tokens
 from ._v3_codec import (
     Layout,
     absent,
@@ -33,80 +32,23 @@ from ._v3_codec import (
     txn,
     unb64,
 )
+from ._v3_errors import (
+    _ancestors,
+    _bool_option,
+    _expiration,
+    _int_option,
+    _kvs,
+    _not_file,
+    _not_found,
+    _raise,
+    _validation,
+)
 from ._v3_tree import dir_node, file_node
 from ._v3_watch import WatchBuffer
 
-__all__ = ["V3Protocol"]
+__all__ = ["Sender", "V3Protocol"]
 
 _APPEND_ATTEMPTS = 64
-_authenticating: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "etcd_v3_authenticating", default=False
-)
-
-
-def _is_auth_off(exc: EtcdException) -> bool:
-    payload = exc.payload if isinstance(exc.payload, Mapping) else {}
-    return payload.get("grpcCode") == 9 and "not enabled" in str(payload.get("cause", ""))
-
-
-class Sender(Protocol):
-    """What the protocol needs from the client: one way to send a gateway request."""
-
-    def _v3_send(
-        self, endpoint: str, body: Mapping[str, Any], *, idempotent: bool, timeout: float | None
-    ) -> dict[str, Any]: ...
-
-
-def _raise(code: int, message: str, cause: str, index: int) -> NoReturn:
-    EtcdError.handle({"errorCode": code, "message": message, "cause": cause, "index": index})
-
-
-def _not_found(path: str, index: int) -> NoReturn:
-    _raise(100, "Key not found", path or "/", index)
-
-
-def _not_file(path: str, index: int) -> NoReturn:
-    _raise(102, "Not a file", path, index)
-
-
-def _validation(code: int, message: str, cause: str) -> NoReturn:
-    _raise(code, message, cause, 0)
-
-
-def _ancestors(path: str) -> list[str]:
-    """The v2 paths above *path*, outermost first: ``/a/b/c`` gives ``/a``, ``/a/b``."""
-    parts = path.split("/")[1:-1]
-    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
-
-
-def _kvs(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
-    kvs = answer.get("kvs") or []
-    if not isinstance(kvs, list):
-        raise EtcdException(f"Unable to decode server response: kvs is {kvs!r}")
-    return kvs
-
-
-def _bool_option(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    _validation(209, "Invalid field", f"invalid value for {name!r}: {value!r}")
-
-
-def _int_option(name: str, value: Any, code: int, message: str) -> int:
-    try:
-        number = int(str(value))
-    except ValueError:
-        _validation(code, message, f'invalid value for "{name}"')
-    if number < 0:
-        _validation(code, message, f'invalid value for "{name}"')
-    return number
-
-
-def _expiration(ttl: int) -> str:
-    when = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=ttl)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class V3Protocol:
@@ -122,53 +64,21 @@ class V3Protocol:
         self.layout = Layout(namespace)
         self._revision = 0
         self._lock = threading.Lock()
-        # None: not asked yet; "": the server has auth off
-        self._token: str | None = None
+        self.tokens = Tokens()
         self.watch_buffer = WatchBuffer()
 
     # ------------------------------------------------------------------
-    # Authentication: one token for the user, renewed when the server refuses it
+    # Authentication (etcd/_v3_auth.py)
 
     def auth_headers(
         self, io: Sender, username: str | None, password: str | None
     ) -> dict[str, str]:
         """The ``Authorization`` header for *username*, authenticating first if needed."""
-        if username is None or password is None or _authenticating.get():
-            return {}
-        token = self._token
-        if token is None:
-            token = self._authenticate(io, username, password)
-        return {"authorization": token} if token else {}
-
-    def _authenticate(self, io: Sender, username: str, password: str) -> str:
-        flag = _authenticating.set(True)
-        try:
-            answer = io._v3_send(
-                "/v3/auth/authenticate",
-                {"name": username, "password": password},
-                idempotent=True,
-                timeout=None,
-            )
-            token = answer.get("token")
-            token = token if isinstance(token, str) else ""
-        except EtcdException as exc:
-            if not _is_auth_off(exc):
-                raise
-            token = ""  # auth is off: send no token
-        finally:
-            _authenticating.reset(flag)
-        self._token = token
-        return token
+        return self.tokens.headers(io, username, password)
 
     def renew_token(self, exc: EtcdException) -> bool:
         """Forget the token after *exc*; whether a new one may help (retry once)."""
-        payload = exc.payload if isinstance(exc.payload, Mapping) else {}
-        code = payload.get("grpcCode")
-        message = str(payload.get("cause", "")).lower()
-        if code == 16 or (code == 3 and "user name is empty" in message):
-            self._token = None
-            return True
-        return False
+        return self.tokens.renew(exc)
 
     # ------------------------------------------------------------------
     # Plumbing
