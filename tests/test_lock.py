@@ -179,12 +179,21 @@ def test_a_failed_non_blocking_acquire_leaves_no_key(etcd_client):
     other.release()
 
 
+def _knows_its_key(lock: etcd.Lock) -> bool:
+    try:
+        lock.lock_key  # noqa: B018 - raises until the lock has its key
+    except ValueError:
+        return False
+    return True
+
+
 def test_a_waiter_with_a_short_ttl_keeps_its_key(etcd_client):
     holder = etcd.Lock(public_only(etcd_client), "long")
     assert holder.acquire(lock_ttl=None)
     waiter = etcd.Lock(public_only(etcd_client), "long")
     thread, outcome = call_in_thread(waiter.acquire, lock_ttl=1)
-    assert wait_for(lambda: len(_queued(etcd_client, holder)) == 2)
+    # The waiter's key is on the server before its thread has read the answer.
+    assert wait_for(lambda: len(_queued(etcd_client, holder)) == 2 and _knows_its_key(waiter))
     queued_key = waiter.lock_key
     # Three TTLs: an unrefreshed key would have expired (and the wait failed).
     assert not wait_for(lambda: "at" in outcome, timeout=3)
