@@ -13,6 +13,7 @@ from . import client, lock
 from ._endpoints import Member
 from ._exceptions import (
     EtcdAlreadyExist,
+    EtcdBadResponse,
     EtcdClusterIdChanged,
     EtcdCompareFailed,
     EtcdConnectionFailed,
@@ -47,6 +48,7 @@ __all__ = [
     "Client",
     "Election",
     "EtcdAlreadyExist",
+    "EtcdBadResponse",
     "EtcdClusterIdChanged",
     "EtcdCompareFailed",
     "EtcdConnectionFailed",

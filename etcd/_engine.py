@@ -31,16 +31,17 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import enum
+import functools
 import json
 import logging
 import time
 import types
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 import urllib3
 
-from . import _transport
+from . import _transport, _wire
 from ._exceptions import (
     EtcdClusterIdChanged,
     EtcdConnectionFailed,
@@ -338,6 +339,22 @@ def _send_once(
         "preload_content": False,
     }
     http = client.http
+    if _wire.usable(http):  # the client's own pool manager: the lean path
+        answer = _wire.send(
+            http,
+            base,
+            method,
+            request.path,
+            params,
+            json_body=request.json_body,
+            headers=headers,
+            timeout=_wire.seconds(timeout),
+            retries=client._retries,
+            on_headers=functools.partial(_check_cluster_id, client),
+        )
+        if answer is not None:
+            # it has what compat §10.1 asks of a response: status, data, headers ...
+            return cast(urllib3.BaseHTTPResponse, answer)
     if request.json_body:
         headers["Content-Type"] = "application/json"
         response = http.urlopen(method, url, body=json.dumps(params), **kw)
@@ -366,7 +383,7 @@ def _send_once(
     return response
 
 
-def _check_cluster_id(client: Client, response: urllib3.BaseHTTPResponse) -> None:
+def _check_cluster_id(client: Client, response: _transport.HTTPAnswer) -> None:
     cluster_id = response_header(response, "x-etcd-cluster-id")
     if not cluster_id or cluster_id == client.expected_cluster_id:
         return
@@ -444,14 +461,7 @@ def machines(client: Client) -> list[str]:
     while True:
         uri = client._base_uri + client.version_prefix + "/machines"
         try:
-            response = client.http.request(
-                client._MGET,
-                uri,
-                headers=client._get_headers(),
-                timeout=timeout,
-                redirect=client._allow_redirect,
-                retries=client._retries,
-            )
+            response = _machines_once(client, uri, timeout)
             client._handle_server_response(response)
         except _transport.TRANSPORT_ERRORS as exc:
             log.warning("Cannot ask %s for the members: %s", uri, _transport.describe(exc))
@@ -464,3 +474,38 @@ def machines(client: Client) -> list[str]:
             continue
         text = response.data.decode("utf-8", errors="replace")
         return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _machines_once(
+    client: Client, uri: str, timeout: _transport.TimeoutValue
+) -> urllib3.BaseHTTPResponse:
+    """One ``GET /v2/machines``: through ``http.request`` unless the lean path can send it."""
+    http = client.http
+    if _wire.usable(http):
+        base = client._base_uri
+        answer = _wire.send(
+            http,
+            base,
+            client._MGET,
+            uri[len(base) :],
+            None,
+            json_body=False,
+            headers=client._get_headers(),
+            timeout=_wire.seconds(timeout),
+            retries=client._retries,
+            on_headers=_no_check,
+        )
+        if answer is not None:
+            return cast(urllib3.BaseHTTPResponse, answer)
+    return http.request(
+        client._MGET,
+        uri,
+        headers=client._get_headers(),
+        timeout=timeout,
+        redirect=client._allow_redirect,
+        retries=client._retries,
+    )
+
+
+def _no_check(response: _transport.HTTPAnswer) -> None:
+    """``machines`` makes no cluster-id check (compat §5)."""

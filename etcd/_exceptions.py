@@ -22,7 +22,8 @@ Every error this library raises is an :class:`EtcdException`::
     ├── EtcdLeaderElectionInProgress              code 301
     ├── EtcdLockExpired
     ├── EtcdRaftInternalError                     code 300
-    └── EtcdV2ApiDisabled                         a plain-text 404
+    ├── EtcdV2ApiDisabled                         a plain-text 404
+    └── EtcdBadResponse                           an answer the client refuses
 
 :class:`EtcdError` keeps the code table of python-etcd 0.4.5: its
 ``error_exceptions`` dict is looked up at raise time, so callers may patch it.
@@ -36,6 +37,7 @@ from typing import Any, ClassVar, NoReturn
 
 __all__ = [
     "EtcdAlreadyExist",
+    "EtcdBadResponse",
     "EtcdClusterIdChanged",
     "EtcdCompareFailed",
     "EtcdConnectionFailed",
@@ -218,6 +220,17 @@ class EtcdRaftInternalError(EtcdException):
 
 class EtcdV2ApiDisabled(EtcdException):
     """The server answered a plain-text 404: its v2 API is not enabled.
+
+    .. versionadded:: 0.5.0
+    """
+
+
+class EtcdBadResponse(EtcdException):
+    """The client refused the server's answer without using it.
+
+    The answer's body was larger than the client's ``max_response_size``, it
+    was compressed although the client asks for no compression, or it
+    redirected to an invalid URL. The message says which.
 
     .. versionadded:: 0.5.0
     """

@@ -22,7 +22,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import urllib3
 import urllib3.exceptions
@@ -33,7 +33,9 @@ from ._exceptions import EtcdTypeError, EtcdValueError
 
 __all__ = [
     "TRANSPORT_ERRORS",
+    "EtcdPoolManager",
     "FailureKind",
+    "HTTPAnswer",
     "classify",
     "describe",
     "etcd_index_of",
@@ -58,6 +60,20 @@ TimeoutValue = urllib3.Timeout | float | None
 
 #: Headers dropped when a redirect leads to another host, port or scheme.
 _SECRET_HEADERS = frozenset({"Authorization", "Proxy-Authorization", "Cookie"})
+
+
+class HTTPAnswer(Protocol):
+    """What the client reads of an answer: urllib3's response or the lean path's."""
+
+    status: int
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def close(self) -> None: ...
 
 
 class FailureKind(enum.Enum):
@@ -354,6 +370,22 @@ def make_pool_manager(
     return pool_manager(kw)
 
 
+class EtcdPoolManager(urllib3.PoolManager):
+    """urllib3's PoolManager, which also remembers each member's pool for the lean path.
+
+    :attr:`routes` maps a member's base URI to what :mod:`etcd._wire` needs to
+    send to it; :meth:`clear` forgets them with the pools.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.routes: dict[str, Any] = {}
+
+    def clear(self) -> None:
+        self.routes.clear()
+        super().clear()
+
+
 #: Marks an exception raised while connecting, before any byte of a request was sent.
 _IN_CONNECT = "_etcd_in_connect"
 
@@ -374,7 +406,7 @@ def pool_manager(
     pool_kw: Mapping[str, Any],
     on_socket: Callable[[socket.socket], Callable[[], None]] | None = None,
     on_connected: Callable[[HTTPConnection], None] | None = None,
-) -> urllib3.PoolManager:
+) -> EtcdPoolManager:
     """A PoolManager whose connections mark failures while connecting, and use TCP keep-alive.
 
     :param pool_kw: the PoolManager's keyword arguments.
@@ -426,6 +458,6 @@ def pool_manager(
 
     kw = dict(pool_kw)
     kw.setdefault("socket_options", _keepalive_options())
-    manager = urllib3.PoolManager(**kw)
+    manager = EtcdPoolManager(**kw)
     manager.pool_classes_by_scheme = {"http": _Pool, "https": _SecurePool}
     return manager

@@ -492,6 +492,12 @@ class FakeServer:
             return self._connections
 
     @property
+    def open_connections(self) -> int:
+        """How many accepted connections are still open."""
+        with self._lock:
+            return len(self._open)
+
+    @property
     def default(self) -> Responder:
         """The answer used when the script is exhausted."""
         with self._lock:
@@ -606,3 +612,35 @@ def refusing_port(host: str = "127.0.0.1") -> Iterator[int]:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         yield sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class ReplyThenClose:
+    """A complete answer that does not announce a close, then a close of the connection.
+
+    This is a keep-alive connection that the server (or a proxy's idle timer)
+    drops between two requests.
+
+    :ivar answer: the answer sent first.
+    :ivar reset: close with a TCP reset instead of an orderly close.
+    """
+
+    answer: Reply
+    reset: bool = False
+
+    def play(self, conn: _Connection, request: Request) -> bool:
+        self.answer.play(conn, request)
+        if self.reset:
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        return False
+
+
+@dataclass(frozen=True)
+class Raw:
+    """Bytes sent exactly as given (any framing, or none), then the connection is closed."""
+
+    data: bytes
+
+    def play(self, conn: _Connection, request: Request) -> bool:
+        conn.send(self.data)
+        return False
