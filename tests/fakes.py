@@ -600,10 +600,10 @@ class FakeServer:
             with self._lock:
                 self._errors.append(exc)
         finally:
-            with self._lock:
-                self._open.discard(sock)
             with contextlib.suppress(OSError):
                 sock.close()
+            with self._lock:  # after the close, so open_connections counts it closed
+                self._open.discard(sock)
 
 
 @contextlib.contextmanager
