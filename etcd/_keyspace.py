@@ -11,11 +11,14 @@ The option sets ``_comparison_conditions``, ``_read_options`` and
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from ._checks import check_options
-from ._engine import UNSET, KeyCall
+from ._engine import UNSET, Backoff, KeyCall
 from ._exceptions import (
     EtcdException,
     EtcdKeyNotFound,
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
     from .watch import Watcher
 
 __all__ = ["KeySpace"]
+
+log = logging.getLogger(__name__)
 
 # Keywords of write and delete that are not sent as parameters (compat §4.2).
 _WRITE_EXTRAS = frozenset({"timeout", "idempotent", "_endpoint"})
@@ -282,18 +287,37 @@ class KeySpace:
         """Yield every change of *key* from *index* on, forever.
 
         A watch the server dropped (an empty answer, or error 400) is asked
-        again from the same index; a connection that died silently is noticed
+        again from the same index: at once the first time, then after a
+        growing, jittered wait (up to a second) while the server keeps dropping
+        it, logged at DEBUG. A connection that died silently is noticed
         by TCP keep-alive and raised as :class:`etcd.EtcdConnectionFailed`.
         :meth:`watcher` also survives that, and a dying member.
 
         :raises EtcdEventIndexCleared: the next index has left the server's history.
         """
         local_index = index
+        dropped = 0  # watches in a row that the server ended without an event
+        backoff = Backoff(first=0.05, maximum=1.0)
         while True:
             try:
                 response = self.watch(key, index=local_index, timeout=0, recursive=recursive)
             except EtcdWatcherCleared:
-                continue  # the server dropped the watch: ask again from the same index
+                # The server dropped the watch: ask again from the same index, at
+                # once the first time, then after a growing, jittered wait, so
+                # that a member that drops every watch is not asked in a loop.
+                delay = backoff.delay(dropped) * random.uniform(0.5, 1.0)
+                dropped += 1
+                if delay:
+                    log.debug(
+                        "The server ended the watch of %s without an event %d times in a "
+                        "row; waiting %.2fs before watching again",
+                        key,
+                        dropped,
+                        delay,
+                    )
+                    time.sleep(delay)
+                continue
+            dropped = 0
             if response.modifiedIndex is not None:
                 local_index = response.modifiedIndex + 1
             yield response

@@ -14,7 +14,11 @@ What it survives, so that its caller does not have to:
   server's ``X-Etcd-Index`` so that unrelated writes cannot push it out of the
   server's 1,000-event history while it waits;
 * the server ending a long poll without an event (an empty body, or error 400
-  "watcher cleared"): it watches again from the same index;
+  "watcher cleared"): it watches again from the same index, at once the
+  first time and after a growing, jittered wait (up to two seconds, logged at
+  DEBUG) while the member keeps doing so, or keeps answering with events
+  older than the index asked for, or keeps refusing the index in
+  ``snapshots`` mode;
 * a dropped, stale or silently dead connection (each poll is bounded by
   ``poll_timeout`` and the connection uses TCP keep-alive), and the member it
   watches dying: it retries with backoff and, with ``allow_reconnect``, fails
@@ -37,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import random
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -67,6 +72,12 @@ log = logging.getLogger(__name__)
 
 #: The waits between retries of a failed long poll.
 _RETRY = Backoff(first=0.05, maximum=2.0)
+
+
+def _jittered(delay: float) -> float:
+    """*delay* shortened by up to a half at random, so that many watchers of a
+    failing member do not come back in step."""
+    return delay * random.uniform(0.5, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,6 +195,9 @@ class Watcher(Iterator["EtcdResult | Snapshot"]):
         self._snapshots = snapshots
         self._poll_timeout = poll_timeout
         self._stopped = threading.Event()
+        # Polls in a row that brought no event (dropped, refused, failed):
+        # the waits between them grow with it.
+        self._streak = 0
         self._sockets = _Sockets()
         self._conn = client.clone()
         self._conn.http = _transport.pool_manager(
@@ -227,7 +241,6 @@ class Watcher(Iterator["EtcdResult | Snapshot"]):
         return self
 
     def __next__(self) -> EtcdResult | Snapshot:
-        failures = 0
         need_snapshot = False
         while True:
             if self._stopped.is_set():
@@ -235,7 +248,11 @@ class Watcher(Iterator["EtcdResult | Snapshot"]):
                 raise StopIteration
             try:
                 if need_snapshot:
-                    return self._snapshot()
+                    snapshot = self._snapshot()
+                    # Snapshot after snapshot, with no event between them: the
+                    # member keeps refusing the index; do not ask it in a loop.
+                    self._no_event("was refused its index again")
+                    return snapshot
                 event = self._conn.watch(
                     self._key,
                     index=self._next_index,
@@ -246,9 +263,12 @@ class Watcher(Iterator["EtcdResult | Snapshot"]):
                 if exc.etcd_index is not None:
                     # Nothing we wait for happened up to the index the poll started at.
                     self._next_index = max(self._next_index or 0, exc.etcd_index + 1)
+                self._streak = 0  # a poll that lasted its bound: the member is sound
                 continue
             except EtcdWatcherCleared:
-                continue  # the server dropped the long poll; ask again from the same index
+                # The server dropped the long poll; ask again from the same index.
+                self._no_event("ended without an event")
+                continue
             except EtcdEventIndexCleared:
                 if not self._snapshots:
                     raise
@@ -257,18 +277,37 @@ class Watcher(Iterator["EtcdResult | Snapshot"]):
             except EtcdConnectionFailed as exc:
                 if self._stopped.is_set():
                     continue
-                failures += 1
-                delay = _RETRY.delay(failures)
+                self._streak += 1
+                delay = _jittered(_RETRY.delay(self._streak))
                 log.warning("Watch of %s failed, retrying in %.2fs: %s", self._key, delay, exc)
                 self._stopped.wait(delay)
                 continue
             modified = event.modifiedIndex
+            floor = self._next_index
+            if modified is not None and floor is not None and modified < floor:
+                # An event before the index asked for: seen already.
+                self._no_event(f"answered with an old event ({modified})")
+                continue
+            self._streak = 0
             if modified is None:
                 return event
-            if self._next_index is not None and modified < self._next_index:
-                continue  # seen already
             self._next_index = modified + 1
             return event
+
+    def _no_event(self, what: str) -> None:
+        """Count an answer without a new event; wait before the next poll if
+        they come in a row (the first is asked again at once)."""
+        self._streak += 1
+        delay = _jittered(_RETRY.delay(self._streak - 1))
+        if delay:
+            log.debug(
+                "The watch of %s %s %d times in a row; waiting %.2fs before the next poll",
+                self._key,
+                what,
+                self._streak,
+                delay,
+            )
+            self._stopped.wait(delay)
 
     def _snapshot(self) -> Snapshot:
         try:
