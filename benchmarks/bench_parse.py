@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import urllib3
-from _common import PREFIX, Benchmark, Context, Row, best_wall_time, check_status
+from _common import PREFIX, Benchmark, Context, Row, best_time, check_status
 from urllib3.response import HTTPResponse
 
 
@@ -117,20 +117,20 @@ def bench_parse(ctx: Context) -> list[Row]:
             return timed
 
         runs = settings.parse_runs
-        floor = best_wall_time(floor_work, runs)
-        walk = best_wall_time(parse_and_walk, runs)
-        parse = best_wall_time(parse_only, runs)
-        keep = best_wall_time(parse_and_keep, runs)
-        keep_no_gc = best_wall_time(parse_and_keep, runs, pause_gc=True)
+        floor = best_time(floor_work, runs)
+        walk = best_time(parse_and_walk, runs)
+        parse = best_time(parse_only, runs)
+        keep = best_time(parse_and_keep, runs)
+        keep_no_gc = best_time(parse_and_keep, runs, pause_gc=True)
         # The floor once more, after the client, so that a machine that slowed
         # down during the run does not flatter the client.
-        floor = min(floor, best_wall_time(floor_work, runs))
+        floor = min(floor, best_time(floor_work, runs))
 
     size = f"{expected:,} leaves in {settings.tree_dirs} dirs, {len(body) / 1e6:.1f} MB"
     return [
         Row(
             "recursive read: parse + iterate leaves",
-            "ms (best)",
+            "CPU ms (best)",
             walk * 1e3,
             floor * 1e3,
             target=1.5,
@@ -138,21 +138,21 @@ def bench_parse(ctx: Context) -> list[Row]:
         ),
         Row(
             "recursive read: parse + list(leaves)",
-            "ms (best)",
+            "CPU ms (best)",
             keep * 1e3,
             floor * 1e3,
             note="informational: every leaf object kept alive at once",
         ),
         Row(
             "recursive read: parse + list(leaves), GC paused",
-            "ms (best)",
+            "CPU ms (best)",
             keep_no_gc * 1e3,
             floor * 1e3,
             note="informational: the rest of the gap above is cyclic GC",
         ),
         Row(
             "recursive read: parse only",
-            "ms (best)",
+            "CPU ms (best)",
             parse * 1e3,
             floor * 1e3,
             note="informational: _result_from_response without iterating",
