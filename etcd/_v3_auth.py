@@ -76,7 +76,8 @@ class Tokens:
         payload = exc.payload if isinstance(exc.payload, Mapping) else {}
         code = payload.get("grpcCode")
         message = str(payload.get("cause", "")).lower()
-        if code == 16 or (code == 3 and "user name is empty" in message):
+        renewable = ("user name is empty", "auth store is old")  # not yet, or stale
+        if code == 16 or (code == 3 and any(reason in message for reason in renewable)):
             self._token = None
             return True
         return False

@@ -115,7 +115,10 @@ def raise_grpc_error(code: int, message: str, body: Any = None) -> NoReturn:
     lowered = message.lower()
     if code in (UNAUTHENTICATED, PERMISSION_DENIED) or (
         code == INVALID_ARGUMENT
-        and ("user name is empty" in lowered or "authentication failed" in lowered)
+        and any(
+            reason in lowered
+            for reason in ("user name is empty", "authentication failed", "auth store is old")
+        )
     ):
         payload.update(errorCode=110, message="The request requires user authentication")
         if code == PERMISSION_DENIED:

@@ -44,6 +44,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from . import _v3_authadmin
 from ._exceptions import (
     EtcdException,
     EtcdInsufficientPermissions,
@@ -150,6 +151,8 @@ class EtcdAuthBase:
         :raises EtcdException: the server refused or answered nonsense.
         """
         key = f"{self.entity}s"
+        if self.client.api == "v3":
+            return _v3_authadmin.names(self.client, self.entity)
         response = self.client.api_execute(f"{self.client.version_prefix}/auth/{key}", "GET")
         names: list[str] = []
         for item in _names(_decode(response.data).get(key)):
@@ -171,6 +174,9 @@ class EtcdAuthBase:
             the server's error is its ``__cause__`` and its body the ``payload``.
         """
         try:
+            if self.client.api == "v3":
+                self._from_net(_v3_authadmin.get(self.client, self.entity, self.name))
+                return
             response = self.client.api_execute(self.uri, "GET")
             self._from_net(response.data)
         except _PASS_THROUGH_ON_READ:
@@ -199,6 +205,16 @@ class EtcdAuthBase:
         except EtcdKeyNotFound:
             previous = None
         try:
+            if self.client.api == "v3":
+                exists = previous is not None
+                state = self._v3_state()
+                self._from_net(
+                    _v3_authadmin.update(
+                        self.client, self.entity, self.name, exists=exists, **state
+                    )
+                )
+                log.debug("Wrote %s %r", self.entity, self.name)
+                return
             for payload in self._to_net(previous):
                 response = self.client.api_execute_json(self.uri, "PUT", payload)
                 self._from_net(response.data)
@@ -223,7 +239,10 @@ class EtcdAuthBase:
            A generic error raises :class:`etcd.EtcdException`, not :class:`AttributeError`.
         """
         try:
-            self.client.api_execute(self.uri, "DELETE")
+            if self.client.api == "v3":
+                _v3_authadmin.remove(self.client, self.entity, self.name)
+            else:
+                self.client.api_execute(self.uri, "DELETE")
         except _PASS_THROUGH_ON_READ:
             raise
         except EtcdException as exc:
@@ -269,6 +288,10 @@ class EtcdAuthBase:
 
     def _to_net(self, prev: Any = None) -> list[dict[str, Any]]:
         """The request bodies that turn *prev* (``None``: nothing) into this object."""
+        raise NotImplementedError
+
+    def _v3_state(self) -> dict[str, Any]:
+        """What :func:`etcd._v3_authadmin.update` needs to write this object over v3."""
         raise NotImplementedError
 
 
@@ -347,6 +370,10 @@ class EtcdUser(EtcdAuthBase):
         if revoked:
             payloads.append({"user": self.name, "revoke": revoked})
         return payloads
+
+    def _v3_state(self) -> dict[str, Any]:
+        password, self._password = self._password, None
+        return {"password": password, "roles": set(self._roles)}
 
     def __str__(self) -> str:
         return json.dumps({"user": self.name, "password": None, "roles": sorted(self._roles)})
@@ -459,6 +486,10 @@ class EtcdRole(EtcdAuthBase):
         self._read_paths = {path for path, (read, _) in rights.items() if read}
         self._write_paths = {path for path, (_, write) in rights.items() if write}
 
+    def _v3_state(self) -> dict[str, Any]:
+        paths = self._read_paths | self._write_paths
+        return {"acls": {p: (p in self._read_paths, p in self._write_paths) for p in paths}}
+
     def __str__(self) -> str:
         return json.dumps({"role": self.name, "acls": self.acls})
 
@@ -494,6 +525,8 @@ class Auth:
         :raises EtcdException: switching on without a ``root`` user.
         :raises EtcdInsufficientPermissions: switching off as another user.
         """
+        if self.client.api == "v3":
+            return _v3_authadmin.is_active(self.client)
         response = self.client.api_execute(self.uri, "GET")
         enabled = _decode(response.data).get("enabled")
         if not isinstance(enabled, bool):
@@ -504,5 +537,8 @@ class Auth:
     def active(self, value: bool) -> None:
         if bool(value) == self.active:
             return
-        self.client.api_execute(self.uri, "PUT" if value else "DELETE")
+        if self.client.api == "v3":
+            _v3_authadmin.set_active(self.client, bool(value))
+        else:
+            self.client.api_execute(self.uri, "PUT" if value else "DELETE")
         log.info("Authentication switched %s", "on" if value else "off")

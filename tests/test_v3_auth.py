@@ -85,3 +85,80 @@ def test_an_expired_token_is_renewed_transparently(secured):
         assert alice._get_headers()["authorization"] != token
     finally:
         alice.close()
+
+
+def test_etcd_auth_manages_users_roles_and_the_switch_over_v3(etcd_cluster_factory):
+    from etcd import auth
+
+    cluster = etcd_cluster_factory(size=1, enable_v2=False)
+    admin = cluster.client(api="v3")
+    try:
+        assert auth.Auth(admin).active is False
+        root = auth.EtcdUser(admin, "root")
+        root.password = "rootpw"
+        root.roles = {"root"}
+        root.write()
+        role = auth.EtcdRole(admin, "app")
+        role.grant("/app/*", "RW")
+        role.grant("/shared/*", "R")
+        role.write()
+        fresh = auth.EtcdRole(admin, "app")
+        fresh.read()
+        assert fresh.acls == {"/app/*": "RW", "/shared/*": "R"}
+        alice = auth.EtcdUser(admin, "alice")
+        alice.password = "secret"
+        alice.roles = {"app"}
+        alice.write()
+        assert sorted(auth.EtcdUser(admin, "x").names) == ["alice", "root"]
+        assert "app" in auth.EtcdRole(admin, "x").names  # v3 makes "root" at enable
+        with pytest.raises(etcd.EtcdException, match="guest"):
+            auth.EtcdRole(admin, "guest").read()
+        with pytest.raises(etcd.EtcdKeyNotFound):
+            auth.EtcdUser(admin, "nobody").read()
+
+        auth.Auth(admin).active = True
+        as_root = cluster.client(api="v3", username="root", password="rootpw")
+        as_alice = cluster.client(api="v3", username="alice", password="secret")
+        try:
+            assert auth.Auth(as_root).active is True
+            as_alice.write("/app/x", "1")
+            as_root.write("/shared/s", "2")
+            assert as_alice.read("/shared/s").value == "2"
+            with pytest.raises(etcd.EtcdInsufficientPermissions):
+                as_alice.write("/shared/s", "3")  # read only
+            fresh.revoke("/shared/*", "R")
+            fresh.client = as_root
+            fresh.write()
+            with pytest.raises(etcd.EtcdInsufficientPermissions):
+                as_alice.read("/shared/s")
+            alice_again = auth.EtcdUser(as_root, "alice")
+            alice_again.read()
+            assert alice_again.roles == {"app"}
+            alice_again.roles = set()
+            alice_again.write()
+            with pytest.raises(etcd.EtcdInsufficientPermissions):
+                as_alice.read("/app/x")
+            auth.EtcdUser(as_root, "alice").delete()
+            auth.Auth(as_root).active = False
+            assert auth.Auth(admin).active is False
+        finally:
+            as_root.close()
+            as_alice.close()
+    finally:
+        admin.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "key_range"),
+    [
+        ("/app/*", ("/app", "/app0")),
+        ("/app*", ("/app", "/apq")),
+        ("/*", ("/", "0")),
+        ("/app", ("/app", None)),
+    ],
+)
+def test_v2_permission_paths_map_to_v3_ranges_and_back(path, key_range):
+    from etcd._v3_authadmin import path_of, range_of
+
+    assert range_of(path) == key_range
+    assert path_of(*key_range) == path
