@@ -17,13 +17,23 @@ ignored. So a keyword that is not an option of the method called is:
 from __future__ import annotations
 
 import logging
+import re
 import threading
+import urllib.parse
 from collections.abc import Iterable, Mapping, Set
 from typing import Any
 
-from ._exceptions import EtcdTypeError
+from ._exceptions import EtcdConnectionFailed, EtcdException, EtcdTypeError, EtcdValueError
 
-__all__ = ["check_options"]
+__all__ = [
+    "HostFormError",
+    "NoPreviousNode",
+    "NotAResultError",
+    "check_host",
+    "check_options",
+    "check_result",
+    "check_ttl",
+]
 
 log = logging.getLogger("etcd.client")
 
@@ -129,3 +139,120 @@ def _ignore(method: str, name: str) -> None:
             return
         _logged.add(name)
     log.debug("%s() ignores the option %r, as python-etcd 0.4.5 did", method, name)
+
+
+# --------------------------------------------------------------------------
+# Errors that keep the class python-etcd 0.4.5 raised for the same input
+
+
+class HostFormError(EtcdTypeError, EtcdConnectionFailed):
+    """``host`` was given as a URL or as ``"host:port"``.
+
+    python-etcd 0.4.5 accepted such a host and failed on every request with
+    :class:`etcd.EtcdConnectionFailed`, so this error is one too, as well as
+    an :class:`etcd.EtcdTypeError`.
+    """
+
+
+class NotAResultError(EtcdTypeError, AttributeError):
+    """``update()`` was given something other than an :class:`etcd.EtcdResult`.
+
+    python-etcd 0.4.5 failed with :class:`AttributeError` on it, so this
+    error is one too, as well as an :class:`etcd.EtcdTypeError`.
+    """
+
+
+class NoPreviousNode(EtcdException, AttributeError):
+    """``pop()`` got a DELETE answer without the previous node.
+
+    python-etcd 0.4.5 failed with :class:`AttributeError` on it, so this
+    error is one too, as well as an :class:`etcd.EtcdException`.
+    """
+
+
+_HOST_FORMS = (
+    "host must be a host name or an IP address, such as 'localhost', '10.0.0.1' or '::1', "
+    "with the port given as port= (or, with allow_reconnect=True, a tuple of (host, port) "
+    "pairs such as (('10.0.0.1', 2379), ('10.0.0.2', 2379)))"
+)
+_NOT_IN_A_HOST = re.compile(r"[/\s?#@]")
+
+
+def check_host(host: str, port: int, *, in_tuple: bool = False) -> None:
+    """Refuse a host string that 0.4.5 would have turned into an unusable URL.
+
+    Accepted: a host name, an IPv4 address, an IPv6 address with or without
+    brackets (``'::1'``, ``'[::1]'``).
+
+    :raises HostFormError: a URL, ``"host:port"``, an empty host, or a host
+        with ``/``, a space, ``?``, ``#`` or ``@``.
+    """
+    name: str | None = None
+    given_port: str | None = None
+    scheme: str | None = None
+    if "://" in host:
+        parts = urllib.parse.urlsplit(host)
+        scheme = parts.scheme
+        name = parts.hostname
+        try:
+            given_port = str(parts.port) if parts.port is not None else None
+        except ValueError:
+            given_port = None
+    elif host.startswith("[") and "]:" in host:
+        name, _, given_port = host[1:].partition("]:")
+    elif host.count(":") == 1:
+        name, _, given_port = host.partition(":")
+    elif host and not _NOT_IN_A_HOST.search(host):
+        return
+    advice = ""
+    if name:
+        use_port = int(given_port) if given_port and given_port.isdigit() else port
+        if in_tuple:
+            advice = f" Use the pair ({name!r}, {use_port})"
+        else:
+            advice = f" Use host={name!r}, port={use_port}"
+        if scheme in ("http", "https"):
+            advice += f", protocol={scheme!r}"
+        advice += "."
+    raise HostFormError(f"{_HOST_FORMS}; got {host!r}.{advice}")
+
+
+def check_result(obj: Any, result_class: type) -> None:
+    """Refuse an ``update()`` argument that is not a result.
+
+    :raises NotAResultError: *obj* is not an instance of *result_class*.
+    """
+    if not isinstance(obj, result_class):
+        raise NotAResultError(
+            "update() takes an EtcdResult (from read(), with value or ttl edited), "
+            f"not {type(obj).__name__} {obj!r:.80}"
+        )
+
+
+_NUMBER_TEXT = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)\s*")
+
+
+def check_ttl(ttl: Any) -> Any:
+    """Refuse a TTL that etcd would refuse as "not a number", naming the value.
+
+    Integers of 0 or more pass; so do strings of digits and other objects,
+    which are sent as ``str(ttl)`` as python-etcd 0.4.5 did.
+
+    :raises EtcdValueError: a negative number, a fraction, a float or a bool
+        (the class python-etcd 0.4.5 raised from the server's answer).
+    """
+    if isinstance(ttl, bool):
+        raise EtcdValueError(f"ttl must be a whole number of seconds (0 or more), not {ttl!r}")
+    if isinstance(ttl, int):
+        if ttl < 0:
+            raise EtcdValueError(
+                f"ttl must be a whole number of seconds (0 or more), not the negative {ttl}"
+            )
+        return ttl
+    if isinstance(ttl, float) or (
+        isinstance(ttl, str) and not ttl.isdigit() and _NUMBER_TEXT.fullmatch(ttl)
+    ):
+        raise EtcdValueError(
+            f"ttl must be a whole number of seconds (an int, 0 or more), not {ttl!r}"
+        )
+    return ttl

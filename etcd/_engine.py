@@ -249,10 +249,12 @@ def send(client: Client, request: Request) -> urllib3.BaseHTTPResponse:
                 kind is _transport.FailureKind.NOT_SENT
                 or (kind is _transport.FailureKind.SENT and idempotent)
             ) and client._allow_reconnect:
-                log.warning("Request to %s failed: %s", base, _transport.describe(exc))
+                log.warning("Request to %s failed: %s", base, _transport.describe(exc, base))
                 _fail_over(client, base, exc, failures)
                 continue
-            raise _translated(exc, kind, request, base, idempotent=idempotent) from exc
+            raise _translated(
+                exc, kind, request, base, idempotent=idempotent, seconds=_seconds(client, request)
+            ) from exc
         if request.raw:
             return response
         if (
@@ -291,31 +293,42 @@ def _translated(
     base: str,
     *,
     idempotent: bool,
+    seconds: float | None = None,
 ) -> EtcdConnectionFailed:
-    """The etcd exception for a transport failure that is not retried."""
+    """The etcd exception for a transport failure that is not retried.
+
+    Its message names the member and says what happened in words, never
+    with urllib3's reprs; the urllib3 error is its ``cause``.
+    """
     if kind is _transport.FailureKind.WATCH_TIMEOUT:
-        timed_out = EtcdWatchTimedOut(f"Watch timed out: {exc!r}", cause=exc)
+        timed_out = EtcdWatchTimedOut(
+            _transport.watch_timeout_message(exc, base, seconds), cause=exc
+        )
         timed_out.etcd_index = _transport.etcd_index_of(exc)
         return timed_out
-    hint = _transport.explain(exc, base)
     if kind is _transport.FailureKind.SENT and not idempotent:
+        hint = _transport.explain(exc, base)
         return EtcdConnectionFailed(
             f"{request.method} {request.path} reached {base} but failed before an answer "
-            f"({_transport.describe(exc)}); its outcome is unknown. "
+            f"({_transport.describe(exc, base, seconds)}); its outcome is unknown. "
             f"Read the key to learn whether it was applied. {hint}".rstrip(),
             cause=exc,
         )
-    return EtcdConnectionFailed(
-        f"Connection to etcd failed due to {exc!r}{'. ' if hint else ''}{hint}", cause=exc
-    )
+    return EtcdConnectionFailed(_transport.failure_message(exc, base, seconds), cause=exc)
+
+
+def _seconds(client: Client, request: Request) -> float | None:
+    """The timeout of *request* in seconds, for messages; ``None`` when there is none."""
+    timeout = request.timeout if request.timeout is not None else client._read_timeout
+    return float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else None
 
 
 def all_failed(
     tried: Mapping[str, BaseException], cause: BaseException | None
 ) -> EtcdConnectionFailed:
     """The error when every member failed: it names each with its error."""
-    details = "; ".join(f"{uri}: {_transport.describe(e)}" for uri, e in tried.items())
-    hint = _transport.explain(cause) if cause is not None else ""
+    details = "; ".join(f"{uri}: {_transport.describe(e, uri)}" for uri, e in tried.items())
+    hint = next((h for uri, e in tried.items() if (h := _transport.explain(e, uri))), "")
     return EtcdConnectionFailed(
         f"All etcd members failed: {details}{'. ' if hint else ''}{hint}", cause=cause
     )
@@ -424,7 +437,7 @@ def next_server(
     try:
         old, new = client._endpoints.fail_over(tried)
     except LookupError:
-        raise all_failed(tried, cause) from None
+        raise all_failed(tried, cause) from cause  # the last urllib3 error, as .cause
     if old is None:
         return new  # another thread failed over already
     log.warning("Failing over from %s to %s", old, new)
@@ -458,18 +471,23 @@ def machines(client: Client) -> list[str]:
     the current one, except while a failover asks its new member once.
     """
     timeout = _transport.resolve_timeout(None, client._read_timeout)
+    failed: list[str] = []
     while True:
         uri = client._base_uri + client.version_prefix + "/machines"
         try:
             response = _machines_once(client, uri, timeout)
             client._handle_server_response(response)
         except _transport.TRANSPORT_ERRORS as exc:
-            log.warning("Cannot ask %s for the members: %s", uri, _transport.describe(exc))
+            what = _transport.describe(exc, uri, client._read_timeout)
+            log.warning("Cannot ask %s for the members: %s", uri, what)
+            failed.append(f"{client._base_uri}: {what}")
             if _ASK_ONCE.get() or client._endpoints.step() is None:
                 hint = _transport.explain(exc, uri)
+                # 0.4.5's message, then which members were asked and what happened
                 raise EtcdException(
                     "Could not get the list of servers, maybe you provided "
-                    f"the wrong host(s) to connect to?{' ' if hint else ''}{hint}"
+                    f"the wrong host(s) to connect to? {'; '.join(failed)}."
+                    f"{' ' if hint else ''}{hint}"
                 ) from exc
             continue
         text = response.data.decode("utf-8", errors="replace")

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from ._checks import check_options
+from ._checks import check_options, check_result, check_ttl
 from ._engine import UNSET, Backoff, KeyCall
 from ._exceptions import (
     EtcdException,
@@ -110,6 +110,8 @@ class KeySpace:
         :raises EtcdAlreadyExist: ``prevExist=False`` and the key exists.
         :raises EtcdKeyNotFound: ``prevExist=True`` and the key is missing.
         :raises EtcdNotFile: *key* is a directory.
+        :raises EtcdValueError: *ttl* is negative, a float or a bool (checked
+            before anything is sent).
         :raises EtcdTypeError: an option resembles a condition without being
             one (``prevvalue=``, ``prev_exist=``); nothing was sent. Other
             unknown keywords are ignored, as in python-etcd 0.4.5.
@@ -121,6 +123,8 @@ class KeySpace:
         options = self._comparison_conditions
         if kwdargs and not kwdargs.keys() <= options:
             check_options("write", kwdargs, options | _WRITE_EXTRAS, self._option_names())
+        if ttl is not None and (type(ttl) is not int or ttl < 0):
+            ttl = check_ttl(ttl)
         if dir and value:
             raise EtcdException("Cannot create a directory with a value")
         call = KeyCall(
@@ -156,7 +160,10 @@ class KeySpace:
         :raises EtcdCompareFailed: the key changed after *obj* was read.
         :raises EtcdRaftInternalError: *obj* is a directory and the server is
             etcd 3.5, which cannot update directories.
+        :raises EtcdTypeError: *obj* is not an :class:`etcd.EtcdResult` (the
+            error is also an :class:`AttributeError`, as in python-etcd 0.4.5).
         """
+        check_result(obj, EtcdResult)
         kwdargs: dict[str, Any] = {"prevExist": True}
         if not obj.dir:
             # A directory has no index condition: the server answers "Not a file".

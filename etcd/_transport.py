@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 import http.client
 import logging
+import re
 import socket
 import ssl
 from collections.abc import Callable, Iterator, Mapping
@@ -40,11 +41,13 @@ __all__ = [
     "describe",
     "etcd_index_of",
     "explain",
+    "failure_message",
     "make_pool_manager",
     "no_retries",
     "pool_manager",
     "remember_headers",
     "resolve_timeout",
+    "watch_timeout_message",
 ]
 
 log = logging.getLogger("etcd.client")
@@ -244,30 +247,92 @@ _ADVICE = {
         "protocol='http'), or it hung up because it wants a client certificate it trusts "
         "(then pass cert=)."
     ),
-    _Tls.NO_ANSWER: (
-        "The server closed the connection without an HTTP answer; if it serves https on "
-        "this port, use protocol='https'."
-    ),
+    _Tls.NO_ANSWER: "If the server serves https on this port, use protocol='https'.",
     _Tls.HUNG_UP: (
-        "The server closed the connection without an answer. If that happened while "
-        "connecting, it may not serve https on this port (then use protocol='http'), or it "
-        "may want a client certificate it trusts (then pass cert=)."
+        "If that happened while connecting, the server may not serve https on this port "
+        "(then use protocol='http'), or it may want a client certificate it trusts (then "
+        "pass cert=)."
     ),
 }
 
 
-def describe(exc: BaseException) -> str:
-    """A short text for an error, without urllib3's wrapping.
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
 
-    TLS failures are labelled as such, for the messages that list several
-    members' errors.
+
+_TIMEOUT_IN_TEXT = re.compile(r"timeout=([0-9]+(?:\.[0-9]+)?)")
+# urllib3 wraps its messages in reprs of its pools and connections
+_URLLIB3_NOISE = re.compile(r"<?[\w.]*(?:Pool|Connection)(?:\([^)]*\)| object at 0x[0-9a-f]+>?): ")
+
+
+def _timeout_of(causes: list[BaseException], timeout: float | None) -> float | None:
+    for cause in causes:
+        found = _TIMEOUT_IN_TEXT.search(str(cause))
+        if found:
+            return float(found.group(1))
+    return timeout or None
+
+
+def _timeout_text(causes: list[BaseException], timeout: float | None) -> str:
+    seconds = _timeout_of(causes, timeout)
+    return f" after {_seconds(seconds)}" if seconds else ""
+
+
+def _host_of(url: str | None) -> str | None:
+    if url is None or "://" not in url:
+        return None
+    try:
+        return urllib3.util.parse_url(url).host
+    except urllib3.exceptions.LocationParseError:
+        return None
+
+
+def describe(exc: BaseException, url: str | None = None, timeout: float | None = None) -> str:
+    """What went wrong, in a few words, without urllib3's wrapping.
+
+    For example ``"connection refused"``, ``"the name 'etcd.invalid' does not
+    resolve"``, ``"timed out after 5 s while connecting"``. TLS failures are
+    labelled as such, for the messages that list several members' errors.
+
+    :param exc: an exception from :data:`TRANSPORT_ERRORS`.
+    :param url: the URL the request went to, for the host name.
+    :param timeout: the timeout in seconds, when the error does not say.
     """
     root = _root(exc)
-    text = f"{type(root).__name__}: {root}"
-    problem = _tls_problem(exc)
-    if problem is not None:
-        text += f" ({problem.value})"
-    return text
+    causes = list(_causes(exc))
+    problem = _tls_problem(exc, url)
+    if problem is not None and problem not in (_Tls.NO_ANSWER, _Tls.HUNG_UP):
+        detail = next((str(c) for c in causes if isinstance(c, ssl.SSLError)), "")
+        return f"{problem.value} ({detail})" if detail else problem.value
+    if any(isinstance(c, socket.gaierror) for c in causes) or (
+        type(root).__name__ == "NameResolutionError"
+    ):
+        host = _host_of(url) or getattr(getattr(root, "conn", None), "host", None)
+        return f"the name {host!r} does not resolve" if host else "the name does not resolve"
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return "connection refused"
+    if isinstance(root, urllib3.exceptions.ConnectTimeoutError):
+        return f"timed out{_timeout_text(causes, timeout)} while connecting"
+    if isinstance(root, (urllib3.exceptions.ReadTimeoutError, TimeoutError)):
+        return f"timed out{_timeout_text(causes, timeout)} waiting for the answer"
+    if any(isinstance(c, http.client.RemoteDisconnected) for c in causes):
+        return "the server closed the connection without an answer"
+    if any(isinstance(c, ConnectionResetError) for c in causes):
+        return "the connection was reset"
+    for cause in causes:
+        if isinstance(cause, (http.client.IncompleteRead, urllib3.exceptions.IncompleteRead)):
+            partial = cause.partial
+            got = len(partial) if isinstance(partial, (bytes, bytearray)) else partial
+            return f"the answer was cut off after {got} bytes, {cause.expected} more expected"
+    for cause in causes:
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror[:1].lower() + cause.strerror[1:]
+    text = _URLLIB3_NOISE.sub("", str(root)).strip()
+    return f"{type(root).__name__}: {text}" if text else type(root).__name__
+
+
+#: python-etcd 0.4.5's default port; etcd 3 listens on 2379.
+_LEGACY_PORT = 4001
 
 
 def explain(exc: BaseException, url: str | None = None) -> str:
@@ -275,16 +340,48 @@ def explain(exc: BaseException, url: str | None = None) -> str:
 
     It recognises an unverifiable server certificate, a certificate for
     another host name, a refused or missing client certificate, a failed
-    handshake (https to a plain-http port) and a connection closed without an
-    answer (plain http to an https port).
+    handshake (https to a plain-http port), a connection closed without an
+    answer (plain http to an https port), and a refused connection to port
+    4001, python-etcd's default, where etcd 3 listens on 2379.
 
     :param exc: an exception from :data:`TRANSPORT_ERRORS`.
     :param url: the URL the request went to, to tell http from https when
-        *exc* does not say.
+        *exc* does not say, and to see its port.
     :returns: one or two sentences, or ``""`` for other failures.
     """
     problem = _tls_problem(exc, url)
-    return "" if problem is None else _ADVICE[problem]
+    if problem is not None:
+        return _ADVICE[problem]
+    if url is not None and any(isinstance(c, ConnectionRefusedError) for c in _causes(exc)):
+        try:
+            port = urllib3.util.parse_url(url).port
+        except urllib3.exceptions.LocationParseError:
+            port = None
+        if port == _LEGACY_PORT:
+            return (
+                f"Nothing listens on port {_LEGACY_PORT}, the default port of python-etcd; "
+                "etcd's standard client port is 2379: pass port=2379."
+            )
+    return ""
+
+
+def failure_message(exc: BaseException, url: str, timeout: float | None = None) -> str:
+    """The message of :class:`etcd.EtcdConnectionFailed` when *url* could not be used.
+
+    It keeps python-etcd 0.4.5's ``Connection to etcd failed due to`` start,
+    then names the member, says what happened and, when it can, what to change.
+    """
+    hint = explain(exc, url)
+    return f"Connection to etcd failed due to {url}: {describe(exc, url, timeout)}." + (
+        f" {hint}" if hint else ""
+    )
+
+
+def watch_timeout_message(exc: BaseException, url: str, timeout: float | None = None) -> str:
+    """The message of :class:`etcd.EtcdWatchTimedOut`."""
+    seconds = _timeout_of(list(_causes(exc)), timeout)
+    within = f" within {_seconds(seconds)}" if seconds else ""
+    return f"Watch timed out: {url} reported no change{within}"
 
 
 def resolve_timeout(timeout: float | None, read_timeout: float) -> TimeoutValue:

@@ -36,6 +36,7 @@ import urllib3
 
 from . import _engine, _transport, _v2, _v3_cluster
 from . import members as _members
+from ._checks import check_host
 from ._endpoints import Endpoints, discover_srv, format_uri
 from ._engine import KeyProtocol
 from ._exceptions import (
@@ -110,7 +111,10 @@ class Client(KeySpace, _members.Membership):
         API (see :doc:`v3`). The two APIs keep separate data.
     :param namespace: with ``api="v3"``, a prefix for every key, such as
         ``"/v2"``, that keeps this client's tree apart from other v3 users.
-    :raises EtcdTypeError: an unknown *api*, or a *namespace* without ``api="v3"``.
+    :raises EtcdTypeError: an unknown *api*, or a *namespace* without
+        ``api="v3"``, or a *host* given as a URL or as ``"host:port"`` (that
+        error is also an :class:`etcd.EtcdConnectionFailed`, which python-etcd
+        0.4.5 raised for such a host at the first request).
     :raises EtcdException: a tuple of hosts without ``allow_reconnect``, or
         discovery failed.
 
@@ -288,6 +292,11 @@ class Client(KeySpace, _members.Membership):
             raise EtcdTypeError(f"port must be an int, not {type(port).__name__} {port!r}")
         if not 0 < port < 65536:
             raise EtcdValueError(f"port must be from 1 to 65535, not {port!r}")
+        if isinstance(host, tuple):
+            for name, pair_port in host:
+                check_host(name, pair_port, in_tuple=True)
+        else:
+            check_host(host, port)
         if protocol not in ("http", "https"):
             raise EtcdValueError(f"protocol must be 'http' or 'https', not {protocol!r}")
         if isinstance(read_timeout, bool) or not isinstance(read_timeout, (int, float)):
@@ -444,7 +453,9 @@ class Client(KeySpace, _members.Membership):
 
         .. note:: Each access is a request.
 
-        :raises EtcdException: no member could be asked.
+        :raises EtcdV2ApiDisabled: the server does not serve the v2 API.
+        :raises EtcdException: no member could be asked; the message names
+            each member tried and what happened.
         """
         if self._v3 is not None:
             return _v3_cluster.machines(self)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 from . import _transport, _v3_cluster
 from ._endpoints import Member
 from ._engine import Request
-from ._exceptions import EtcdException, EtcdTypeError
+from ._exceptions import EtcdConnectionFailed, EtcdException, EtcdTypeError, EtcdV2ApiDisabled
 
 if TYPE_CHECKING:
     from .client import Client
@@ -61,9 +61,13 @@ def members(client: Client) -> dict[str, dict[str, Any]]:
     try:
         data = get_json(client, "/members")
         client._members = {m["id"]: m for m in data["members"]}
+    except EtcdV2ApiDisabled:
+        raise  # the real cause, with what to do about it
     except (EtcdException, LookupError, TypeError, ValueError) as exc:
+        # 0.4.5's message; a connection failure adds which member and what happened
+        detail = f" {exc}" if isinstance(exc, EtcdConnectionFailed) else ""
         raise EtcdException(
-            "Could not get the members list, maybe the cluster has gone away?"
+            f"Could not get the members list, maybe the cluster has gone away?{detail}"
         ) from exc
     return client._members
 
@@ -73,6 +77,8 @@ def leader(client: Client) -> dict[str, Any]:
     try:
         leader_id = client.stats["leaderInfo"]["leader"]
         return client.members[leader_id]
+    except EtcdV2ApiDisabled:
+        raise
     except (EtcdException, LookupError, TypeError) as exc:
         raise EtcdException(f"Cannot get leader data: {exc}") from exc
 
@@ -224,6 +230,10 @@ class Membership:
         ``peerURLs`` and ``clientURLs``.
 
         .. note:: Each access is a request.
+
+        :raises EtcdV2ApiDisabled: the server does not serve the v2 API.
+        :raises EtcdException: any other failure, as
+            ``"Could not get the members list, maybe the cluster has gone away?"``.
         """
         client = _as_client(self)
         if client._v3 is not None:
@@ -235,6 +245,9 @@ class Membership:
         """The member that leads the cluster, as in :attr:`members`.
 
         .. note:: Each access makes two requests.
+
+        :raises EtcdV2ApiDisabled: the server does not serve the v2 API.
+        :raises EtcdException: any other failure, as ``"Cannot get leader data: ..."``.
         """
         client = _as_client(self)
         if client._v3 is not None:

@@ -401,3 +401,104 @@ def test_bad_constructor_input_is_refused_before_any_io(kwargs):
         with etcd.Client(host=hosts, allow_reconnect=True):
             pass
         assert [r.path for r in fake.requests] == ["/v2/machines"]
+
+
+@pytest.mark.parametrize(
+    ("host", "advice"),
+    [
+        ("http://127.0.0.1:2379", "Use host='127.0.0.1', port=2379, protocol='http'."),
+        ("https://etcd.example.com", "Use host='etcd.example.com', port=4001, protocol='https'."),
+        ("127.0.0.1:2379", "Use host='127.0.0.1', port=2379."),
+        ("[::1]:2379", "Use host='::1', port=2379."),
+        ("etcd.example.com/v2", ""),
+        ("", ""),
+    ],
+)
+def test_a_host_given_as_a_url_or_host_port_is_refused_with_the_accepted_forms(host, advice):
+    with pytest.raises(etcd.EtcdTypeError) as info:
+        etcd.Client(host=host)
+    message = str(info.value)
+    assert "host must be a host name or an IP address" in message
+    assert "port=" in message and "(host, port) pairs" in message
+    assert message.endswith(advice)
+    # python-etcd 0.4.5 took such a host and failed each request with EtcdConnectionFailed
+    assert isinstance(info.value, etcd.EtcdConnectionFailed)
+
+
+def test_a_host_port_string_in_a_tuple_is_refused():
+    with pytest.raises(etcd.EtcdTypeError, match=r"Use the pair \('a', 2379\)"):
+        etcd.Client(host=(("a:2379", 4001), ("b", 2379)), allow_reconnect=True)
+
+
+@pytest.mark.parametrize(
+    ("host", "base"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:2379"),
+        ("localhost", "http://localhost:2379"),
+        ("etcd-1.example.com", "http://etcd-1.example.com:2379"),
+        ("::1", "http://[::1]:2379"),
+        ("[::1]", "http://[::1]:2379"),
+        ("fe80::1", "http://[fe80::1]:2379"),
+    ],
+)
+def test_the_host_forms_of_045_keep_working(host, base):
+    with etcd.Client(host=host, port=2379) as client:
+        assert client.base_uri == base
+
+
+def test_a_tuple_of_hosts_keeps_working(etcd_server):
+    member = etcd_server.members[0]
+    hosts = ((member.host, member.port), ("localhost", member.port))
+    with etcd.Client(host=hosts, allow_reconnect=True, use_proxies=True) as client:
+        assert client.base_uri == f"http://{member.host}:{member.port}"
+        assert client.read("/").dir
+
+
+# --------------------------------------------------------------------------
+# update() and TTLs
+
+
+@pytest.mark.parametrize(
+    "obj", ["/k", None, {"key": "/k", "value": "v"}], ids=["str", "None", "dict"]
+)
+def test_update_of_anything_but_a_result_is_a_type_error(etcd_client, etcd_prefix, obj):
+    key = f"{etcd_prefix}/k"
+    etcd_client.write(key, "old")
+    with pytest.raises(etcd.EtcdTypeError, match="update\\(\\) takes an EtcdResult") as info:
+        etcd_client.update(obj)
+    assert isinstance(info.value, AttributeError)  # what python-etcd 0.4.5 raised
+    assert etcd_client.read(key).value == "old"
+
+
+def test_update_of_a_result_still_works(etcd_client, etcd_prefix):
+    key = f"{etcd_prefix}/k"
+    etcd_client.write(key, "old")
+    result = etcd_client.read(key)
+    result.value = "new"
+    assert etcd_client.update(result).value == "new"
+
+
+@pytest.mark.parametrize(
+    "ttl", [-5, 1.5, 5.0, -0.5, True, "-5", "1.5"], ids=lambda ttl: f"{type(ttl).__name__}{ttl}"
+)
+def test_a_negative_or_fractional_ttl_is_a_value_error_naming_it(etcd_client, etcd_prefix, ttl):
+    key = f"{etcd_prefix}/k"
+    for call in (
+        lambda: etcd_client.write(key, "v", ttl=ttl),
+        lambda: etcd_client.set(key, "v", ttl),
+        lambda: etcd_client.refresh(key, ttl),
+    ):
+        # EtcdValueError is also what 0.4.5 raised, from the server's error 202
+        exc = raised(etcd.EtcdValueError, call)
+        assert f"not {ttl!r}" in str(exc) or f"negative {ttl!r}" in str(exc)
+        assert "is not a number" not in str(exc)
+    assert key not in etcd_client
+
+
+@pytest.mark.parametrize("ttl", [0, 30, "30"], ids=["zero", "int", "digits"])
+def test_whole_ttls_are_sent(etcd_client, etcd_prefix, ttl):
+    key = f"{etcd_prefix}/k"
+    result = etcd_client.write(key, "v", ttl=ttl)
+    assert result.value == "v"
+    if ttl:
+        assert 0 < etcd_client.read(key).ttl <= 30
