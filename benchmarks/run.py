@@ -6,6 +6,7 @@ measured)::
     python benchmarks/run.py            # full run, prints a report
     python benchmarks/run.py --quick    # smoke run
     python benchmarks/run.py --only read,peers
+    python benchmarks/run.py --only v3      # api="v3" against the bare gateway and v2
     python benchmarks/run.py --check    # exit 1 when a target is missed
 
 The script starts a throwaway etcd through :mod:`etcd.testing`, so every figure
@@ -48,6 +49,7 @@ import bench_parse  # noqa: E402
 import bench_peers  # noqa: E402
 import bench_read  # noqa: E402
 import bench_threads  # noqa: E402
+import bench_v3  # noqa: E402
 import bench_watch  # noqa: E402
 import bench_write  # noqa: E402
 from _common import Benchmark, Context, Row, Settings  # noqa: E402
@@ -63,6 +65,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         bench_threads,
         bench_lock,
         bench_peers,
+        bench_v3,
     )
 }
 

@@ -1,0 +1,451 @@
+"""The v3 protocol (``Client(api="v3")``) against the same gateway requests sent bare, and v2.
+
+Three measurements on the one server of the run (its v3 gateway is always on,
+and the harness serves v2 too), each in rounds that alternate which side goes
+first:
+
+* *Client CPU* of ``client.read(key)`` and ``client.write(key, value)`` with
+  ``api="v3"``, against a bare ``HTTPConnectionPool.urlopen`` + ``json.loads``
+  loop that POSTs byte for byte the body the client sends (checked once before
+  timing). Target: at most 1.15x.
+* *First-event latency of a one-key watch from a recent index*: write a key,
+  then ``client.watch(key, index=<that write's index>)``; wall time of the
+  watch call. Target: a median of at most 10 ms (the floor column is that
+  budget). Beside it, for information: the same with ``api="v2"`` and the
+  bare gateway watch from that revision (what the server does without the
+  client's shortcut: it serves a watch from a past revision about 100 ms
+  later).
+* *A 10,000-leaf recursive read* (100 directories of 100 keys, the same tree
+  written to both stores) with ``api="v3"`` against ``api="v2"``: wall and
+  client CPU per read. Target: wall at most 2.5x (CPU reported beside it).
+"""
+
+from __future__ import annotations
+
+import base64
+import gc
+import json
+import statistics
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import urllib3
+from _common import POOL_SIZE, PREFIX, Benchmark, Context, Row
+
+import etcd
+
+#: The highest acceptable v3 client CPU over the bare gateway request's.
+CPU_TARGET = 1.15
+#: The highest acceptable median first-event latency of a one-key watch, seconds.
+WATCH_BUDGET = 0.010
+#: The highest acceptable v3 recursive read over the v2 one.
+TREE_TARGET = 2.5
+TREE_DIRS = 100
+TREE_LEAVES = 10_000
+#: Keys per seeding transaction (etcd allows 128 operations per txn by default).
+_BATCH = 100
+_JSON = {"Content-Type": "application/json"}
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode("ascii")
+
+
+def _range(key: str, end: str | None = None, **flags: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {"key": _b64(key)}
+    if end is not None:
+        item["range_end"] = _b64(end)
+    item.update(flags)
+    return {"request_range": item}
+
+
+def _version_is_0(key: str, end: str | None = None) -> dict[str, Any]:
+    item = {"target": "VERSION", "key": _b64(key), "result": "EQUAL", "version": "0"}
+    if end is not None:
+        item["range_end"] = _b64(end)
+    return item
+
+
+def _read_body(path: str) -> dict[str, Any]:
+    """What ``client.read(path)`` sends: the file and the directory range, serializable."""
+    return {
+        "compare": [],
+        "success": [
+            _range(path, serializable=True),
+            _range(path + "/", path + "0", serializable=True),
+        ],
+    }
+
+
+def _write_body(path: str, value: str) -> dict[str, Any]:
+    """What ``client.write(path, value)`` sends: one txn with every structural check.
+
+    No ancestor may be a file and *path* may not be a directory; the put returns
+    the previous pair; missing directory markers are created; the failure branch
+    reads what the client needs to name the v2 error.
+    """
+    parts = path.split("/")[1:-1]
+    above = ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+    compares = [_version_is_0(a) for a in above]
+    compares.append(_version_is_0(path + "/", path + "0"))
+    success: list[dict[str, Any]] = [
+        {"request_put": {"key": _b64(path), "value": _b64(value), "prev_kv": True}}
+    ]
+    for a in above:
+        marker = _b64(a + "/")
+        success.append(
+            {
+                "request_txn": {
+                    "compare": [
+                        {
+                            "target": "CREATE",
+                            "key": marker,
+                            "result": "EQUAL",
+                            "create_revision": "0",
+                        }
+                    ],
+                    "success": [{"request_put": {"key": marker}}],
+                }
+            }
+        )
+    failure = [_range(a, keys_only=True) for a in above]
+    failure.append(_range(path + "/", path + "0", keys_only=True, limit="1"))
+    failure.append(_range(path))
+    return {"compare": compares, "success": success, "failure": failure}
+
+
+class _Recorder:
+    """Stands in for ``client.http`` during one call and keeps the bodies it POSTs."""
+
+    def __init__(self, http: Any) -> None:
+        self.http = http
+        self.sent: list[tuple[str, Any]] = []
+
+    def urlopen(self, method: str, url: str, body: Any = None, **kw: Any) -> Any:
+        self.sent.append((urlsplit(url).path, body))
+        return self.http.urlopen(method, url, body=body, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.http, name)
+
+
+def _check_same_request(
+    client: etcd.Client, call: Callable[[], object], path: str, body: bytes
+) -> None:
+    """Raise unless *call* sends exactly one request: POST *path* with *body*."""
+    real = client.http
+    recorder = _Recorder(real)
+    client.http = recorder  # type: ignore[assignment]
+    try:
+        call()
+    finally:
+        client.http = real
+    sent = [(p, b.encode() if isinstance(b, str) else b) for p, b in recorder.sent]
+    if sent != [(path, body)]:
+        raise RuntimeError(
+            f"the floor no longer sends what the client sends: the client sent {sent!r}, "
+            f"the floor sends {[(path, body)]!r}; update bench_v3.py"
+        )
+
+
+def _gateway(pool: urllib3.HTTPConnectionPool, path: str, body: Mapping[str, Any]) -> Any:
+    response = pool.urlopen("POST", path, body=json.dumps(body), headers=_JSON)
+    if response.status != 200:
+        raise RuntimeError(f"the gateway answered {response.status}: {response.data[:200]!r}")
+    return json.loads(response.data)
+
+
+def _us(seconds: float) -> str:
+    return f"{seconds * 1e6:.0f}"
+
+
+def _rounds_note(label: str, client: list[float], floor: list[float], floor_name: str) -> str:
+    return (
+        f"{label}; median/min of rounds: v3 {_us(statistics.median(client))}/{_us(min(client))}, "
+        f"{floor_name} {_us(statistics.median(floor))}/{_us(min(floor))} µs; "
+        f"min/min {min(client) / min(floor):.3f}x"
+    )
+
+
+def _cpu_per_op(op: Callable[[], object], count: int) -> float:
+    gc.collect()
+    start = time.process_time()
+    for _ in range(count):
+        op()
+    return (time.process_time() - start) / count
+
+
+def _alternate(
+    sides: Mapping[str, Callable[[], float]], rounds: int
+) -> Iterator[tuple[str, float]]:
+    """Run every side once per round, rotating which goes first."""
+    names = list(sides)
+    for number in range(rounds):
+        shift = number % len(names)
+        for name in names[shift:] + names[:shift]:
+            yield name, sides[name]()
+
+
+def _cpu_rows(ctx: Context, client: etcd.Client, pool: urllib3.HTTPConnectionPool) -> list[Row]:
+    settings = ctx.settings
+    rows = []
+    read_key, write_key, value = f"{PREFIX}/v3/read/key", f"{PREFIX}/v3/key", "y" * 32
+    client.write(read_key, "x" * 32)
+    client.write(write_key, value)
+    cases = [
+        ("v3 read one key", read_key, _read_body(read_key), lambda: client.read(read_key)),
+        (
+            "v3 write one key",
+            write_key,
+            _write_body(write_key, value),
+            lambda: client.write(write_key, value),
+        ),
+    ]
+    for operation, key, body, client_op in cases:
+        _check_same_request(client, client_op, "/v3/kv/txn", json.dumps(body).encode())
+
+        def floor_op(body: dict[str, Any] = body, key: str = key) -> object:
+            response = pool.urlopen("POST", "/v3/kv/txn", body=json.dumps(body), headers=_JSON)
+            if response.status != 200:
+                raise RuntimeError(f"{key}: {response.status} {response.data[:200]!r}")
+            return json.loads(response.data)
+
+        for _ in range(settings.warmup):
+            client_op()
+            floor_op()
+        results: dict[str, list[float]] = {"v3": [], "floor": []}
+        sides = {
+            "v3": lambda op=client_op: _cpu_per_op(op, settings.ops),
+            "floor": lambda op=floor_op: _cpu_per_op(op, settings.ops),
+        }
+        for name, figure in _alternate(sides, settings.rounds):
+            results[name].append(figure)
+        v3, floor = results["v3"], results["floor"]
+        rows.append(
+            Row(
+                operation,
+                "CPU µs/op",
+                statistics.median(v3) * 1e6,
+                statistics.median(floor) * 1e6,
+                target=CPU_TARGET,
+                note=_rounds_note(
+                    f"floor: the same txn bare; {settings.rounds}x{settings.ops}",
+                    v3,
+                    floor,
+                    "floor",
+                ),
+            )
+        )
+    return rows
+
+
+def _raw_watch(pool: urllib3.HTTPConnectionPool, key: str, revision: int) -> int:
+    """The bare gateway watch of *key* from *revision*: the first event's revision."""
+    body = {"create_request": {"key": _b64(key), "start_revision": str(revision), "prev_kv": True}}
+    response = pool.urlopen(
+        "POST", "/v3/watch", body=json.dumps(body), headers=_JSON, preload_content=False
+    )
+    try:
+        pending = b""
+        for chunk in response.stream(65536):
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                if not line.strip():
+                    continue
+                events = json.loads(line).get("result", {}).get("events")
+                if events:
+                    return int(events[0]["kv"]["mod_revision"])
+        raise RuntimeError(f"the watch stream of {key} ended without an event")
+    finally:
+        response.close()  # the stream never ends: closing it cancels the watch
+        response.release_conn()
+
+
+def _watch_rows(
+    ctx: Context, v3: etcd.Client, v2: etcd.Client, pool: urllib3.HTTPConnectionPool
+) -> list[Row]:
+    """Write, then watch from that write's index: wall time of the watch."""
+    settings = ctx.settings
+    per_round = max(2, settings.watch_events // 25)
+    key = f"{PREFIX}/v3/watch/key"
+    counter = iter(range(1 << 62))
+
+    def client_sample(client: etcd.Client) -> float:
+        value = f"v{next(counter)}"
+        written = client.write(key, value)
+        started = time.perf_counter()
+        event = client.watch(key, index=written.modifiedIndex)
+        elapsed = time.perf_counter() - started
+        if (event.modifiedIndex, event.value) != (written.modifiedIndex, value):
+            raise RuntimeError(f"watched {event}, wrote {written}")
+        return elapsed
+
+    def raw_sample() -> float:
+        put = {"key": _b64(key), "value": _b64(f"v{next(counter)}")}
+        revision = int(_gateway(pool, "/v3/kv/put", put)["header"]["revision"])
+        started = time.perf_counter()
+        seen = _raw_watch(pool, key, revision)
+        elapsed = time.perf_counter() - started
+        if seen != revision:
+            raise RuntimeError(f"the bare watch from {revision} saw {seen}")
+        return elapsed
+
+    samplers: dict[str, Callable[[], float]] = {
+        "v3": lambda: client_sample(v3),
+        "v2": lambda: client_sample(v2),
+        "bare": raw_sample,
+    }
+    for sampler in samplers.values():
+        sampler()  # warm-up
+    sides = {
+        name: (lambda s=sampler: statistics.median([s() for _ in range(per_round)]))
+        for name, sampler in samplers.items()
+    }
+    samples: dict[str, list[float]] = {name: [] for name in samplers}
+    for name, figure in _alternate(sides, settings.rounds):
+        samples[name].append(figure)
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    count = settings.rounds * per_round
+
+    def spread(name: str) -> str:
+        return f"{_us(min(samples[name]))}-{_us(max(samples[name]))}"
+
+    return [
+        Row(
+            "v3 watch of a key from its last write's index",
+            "wall µs",
+            medians["v3"] * 1e6,
+            WATCH_BUDGET * 1e6,
+            target=1.0,
+            note=(
+                f"floor: the {WATCH_BUDGET * 1e3:.0f} ms budget; median of {settings.rounds} "
+                f"round medians of {per_round} watches (rounds {spread('v3')} µs)"
+            ),
+        ),
+        Row(
+            "  same watch, api=v2",
+            "wall µs",
+            medians["v2"] * 1e6,
+            note=f"informational; {count} watches, round medians {spread('v2')} µs",
+        ),
+        Row(
+            "  same watch, bare gateway",
+            "wall µs",
+            medians["bare"] * 1e6,
+            note=(
+                "informational: POST /v3/watch from the revision written, first event; "
+                f"round medians {spread('bare')} µs"
+            ),
+        ),
+    ]
+
+
+def _seed_tree(ctx: Context, root: str, pool: urllib3.HTTPConnectionPool) -> None:
+    """Write the same tree to the v2 store and, in the client's layout, to the v3 store."""
+    v2_pool = urllib3.HTTPConnectionPool(pool.host, pool.port, maxsize=1, timeout=60.0)
+    per_dir = TREE_LEAVES // TREE_DIRS
+    markers = [f"{root[: i]}/" for i in range(1, len(root) + 1) if root[i:].startswith("/")]
+    markers.append(root + "/")
+    batch: list[dict[str, Any]] = [{"request_put": {"key": _b64(m)}} for m in markers]
+
+    def flush() -> None:
+        if batch:
+            _gateway(pool, "/v3/kv/txn", {"compare": [], "success": batch})
+            batch.clear()
+
+    for d in range(TREE_DIRS):
+        directory = f"{root}/d{d:03d}"
+        batch.append({"request_put": {"key": _b64(directory + "/")}})
+        for k in range(per_dir):
+            key, value = f"{directory}/k{k:04d}", f"value-{d * per_dir + k:06d}"
+            response = v2_pool.request_encode_body(
+                "PUT", f"/v2/keys{key}", fields={"value": value}, encode_multipart=False
+            )
+            if response.status not in (200, 201):
+                raise RuntimeError(f"v2 PUT {key}: {response.status} {response.data[:200]!r}")
+            batch.append({"request_put": {"key": _b64(key), "value": _b64(value)}})
+            if len(batch) >= _BATCH:
+                flush()
+    flush()
+    v2_pool.close()
+
+
+def _leaves(result: etcd.EtcdResult) -> list[tuple[str, str | None]]:
+    return sorted((leaf.key, leaf.value) for leaf in result.leaves)
+
+
+def _tree_rows(
+    ctx: Context, v3: etcd.Client, v2: etcd.Client, pool: urllib3.HTTPConnectionPool
+) -> list[Row]:
+    settings = ctx.settings
+    root = f"{PREFIX}/v3/tree"
+    _seed_tree(ctx, root, pool)
+    got = _leaves(v3.read(root, recursive=True))
+    if len(got) != TREE_LEAVES or got != _leaves(v2.read(root, recursive=True)):
+        raise RuntimeError(f"the v3 tree ({len(got)} leaves) differs from the v2 tree")
+    reads = max(2, settings.ops // 400)
+
+    def timed(client: etcd.Client) -> tuple[float, float]:
+        gc.collect()
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(reads):
+            client.read(root, recursive=True)
+        return (time.perf_counter() - wall) / reads, (time.process_time() - cpu) / reads
+
+    figures: dict[str, list[tuple[float, float]]] = {"v3": [], "v2": []}
+    timed(v3), timed(v2)  # warm-up
+    sides = {"v3": lambda: timed(v3), "v2": lambda: timed(v2)}
+    for number in range(settings.rounds):
+        order = ("v3", "v2") if number % 2 == 0 else ("v2", "v3")
+        for name in order:
+            figures[name].append(sides[name]())
+    rows = []
+    for column, label, target in ((0, "wall", TREE_TARGET), (1, "CPU", None)):
+        client = [f[column] for f in figures["v3"]]
+        floor = [f[column] for f in figures["v2"]]
+        rows.append(
+            Row(
+                f"v3 recursive read, {TREE_LEAVES:,} leaves, {label}",
+                f"{label} µs/read",
+                statistics.median(client) * 1e6,
+                statistics.median(floor) * 1e6,
+                target=target,
+                note=_rounds_note(
+                    f"floor: api=v2, same tree; {settings.rounds}x{reads}"
+                    + ("" if target else "; informational"),
+                    client,
+                    floor,
+                    "v2",
+                ),
+            )
+        )
+    return rows
+
+
+def bench_v3(ctx: Context) -> list[Row]:
+    url = urlsplit(ctx.base_url)
+    pool = urllib3.HTTPConnectionPool(
+        url.hostname or "127.0.0.1", url.port, maxsize=POOL_SIZE, timeout=60.0
+    )
+    with (
+        ctx.cluster.client(api="v3", per_host_pool_size=POOL_SIZE) as v3,
+        ctx.client() as v2,
+    ):
+        try:
+            rows = _cpu_rows(ctx, v3, pool)
+            rows += _watch_rows(ctx, v3, v2, pool)
+            rows += _tree_rows(ctx, v3, v2, pool)
+        finally:
+            pool.close()
+    return rows
+
+
+BENCHMARK = Benchmark(
+    "v3",
+    'Client(api="v3"): read/write CPU vs the bare gateway txn, one-key watch latency, '
+    "10,000-leaf read vs v2",
+    bench_v3,
+)
