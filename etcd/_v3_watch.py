@@ -9,7 +9,10 @@ watcher, which the server serves about 100 ms later. For a single existing key
 whose last change is older than the index, no event for it can lie between the
 index and the current revision (a change would have raised its
 ``mod_revision``, a delete removed it), so such a watch starts at the current
-revision + 1 instead, which the server serves at once.
+revision + 1 instead, which the server serves at once. And when the key's last
+change is exactly at the index, that change is the answer: it is built from
+the key and its previous version (a range at the revision before), without a
+watch at all.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from . import _transport
 from ._exceptions import (
     EtcdConnectionFailed,
     EtcdError,
+    EtcdEventIndexCleared,
     EtcdException,
     EtcdWatchTimedOut,
 )
@@ -192,8 +196,13 @@ def watch_once(
         kvs = answer.get("kvs") or []
         if kvs:
             request["key"] = b64(file_key)  # a single file: its own key only
-            if int_field(kvs[0], "mod_revision") < start:
+            modified = int_field(kvs[0], "mod_revision")
+            if modified < start:
                 start = max(start, proto.revision_of(answer) + 1)  # the fast path
+            elif modified == start:
+                last = _last_change(proto, client, kvs[0], answer, timeout)
+                if last is not None:
+                    return last
         else:
             request.update(key=b64(file_key), range_end=b64(end))
     else:
@@ -209,6 +218,41 @@ def watch_once(
         (file_key, marker, recursive),
         (path, recursive),
     )
+
+
+def _last_change(
+    proto: V3Protocol,
+    client: Client,
+    kv: Mapping[str, Any],
+    answer: Mapping[str, Any],
+    timeout: float | None,
+) -> EtcdResult | None:
+    """The event of the put that made *kv*, without a watch.
+
+    The key exists and changed last at its ``mod_revision`` M, so the first
+    event of the key at M or later is that put; its previous pair is the key
+    at M - 1. ``None`` when M - 1 is compacted: the watch then decides.
+    """
+    revision = int_field(kv, "mod_revision")
+    if revision < 2:
+        return None
+    try:
+        before = proto.send(
+            client,
+            "/v3/kv/range",
+            {"key": kv.get("key"), "revision": str(revision - 1)},
+            idempotent=True,
+            timeout=timeout,
+        )
+    except EtcdEventIndexCleared:
+        return None
+    event: dict[str, Any] = {"kv": kv}
+    previous = before.get("kvs") or []
+    if previous:
+        event["prev_kv"] = previous[0]
+    result = EtcdResult(**_group_event(proto, [event], revision))
+    result.etcd_index = result.raft_index = proto.revision_of(answer)
+    return result
 
 
 def _stream_first_event(
