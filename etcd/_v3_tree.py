@@ -39,31 +39,14 @@ def marker_node(layout: Layout, kv: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _Entry:
-    __slots__ = ("children", "file", "marker")
+    """A directory being built: its marker, its files and its subdirectories by name."""
+
+    __slots__ = ("children", "files", "marker")
 
     def __init__(self) -> None:
-        self.file: Mapping[str, Any] | None = None
         self.marker: Mapping[str, Any] | None = None
+        self.files: dict[str, Mapping[str, Any]] = {}
         self.children: dict[str, _Entry] = {}
-
-
-def _insert(root: _Entry, rest: str, kv: Mapping[str, Any]) -> None:
-    parts = rest.split("/")
-    is_marker = parts[-1] == ""
-    if is_marker:
-        parts.pop()
-    if "" in parts:
-        return  # "a//b": a key no v2 path can name
-    entry = root
-    for part in parts:
-        child = entry.children.get(part)
-        if child is None:
-            child = entry.children[part] = _Entry()
-        entry = child
-    if is_marker:
-        entry.marker = kv
-    else:
-        entry.file = kv
 
 
 def _revisions(entry: _Entry) -> tuple[int, int]:
@@ -73,25 +56,34 @@ def _revisions(entry: _Entry) -> tuple[int, int]:
     stack = [entry]
     while stack:
         current = stack.pop()
-        for kv in (current.file, current.marker):
-            if kv is not None:
-                c = int_field(kv, "create_revision")
-                m = int_field(kv, "mod_revision")
-                created = c if not created or c < created else created
-                modified = max(modified, m)
+        kvs = list(current.files.values())
+        if current.marker is not None:
+            kvs.append(current.marker)
+        for kv in kvs:
+            c = int_field(kv, "create_revision")
+            m = int_field(kv, "mod_revision")
+            created = c if not created or c < created else created
+            modified = max(modified, m)
         stack.extend(current.children.values())
     return created, modified
 
 
-def _render(entry: _Entry, key: str, depth: int, layout: Layout) -> dict[str, Any]:
-    """The v2 node of *entry*; *depth* levels of children are included."""
-    if entry.file is not None:
-        return {
-            "key": key,
-            "value": unb64(entry.file.get("value")),
-            "modifiedIndex": int_field(entry.file, "mod_revision"),
-            "createdIndex": int_field(entry.file, "create_revision"),
-        }
+def _file(key: str, kv: Mapping[str, Any]) -> dict[str, Any]:
+    """The v2 node of the file *key* stored in *kv*."""
+    try:
+        modified, created = int(kv["mod_revision"]), int(kv["create_revision"])
+    except (KeyError, TypeError, ValueError):  # as int_field: missing is 0, garbage raises
+        modified, created = int_field(kv, "mod_revision"), int_field(kv, "create_revision")
+    return {
+        "key": key,
+        "value": unb64(kv.get("value")),
+        "modifiedIndex": modified,
+        "createdIndex": created,
+    }
+
+
+def _render(entry: _Entry, key: str, depth: int) -> dict[str, Any]:
+    """The v2 node of the directory *entry*; *depth* levels of children are included."""
     node: dict[str, Any] = {"key": key, "dir": True}
     if entry.marker is not None:
         node["modifiedIndex"] = int_field(entry.marker, "mod_revision")
@@ -100,12 +92,17 @@ def _render(entry: _Entry, key: str, depth: int, layout: Layout) -> dict[str, An
         created, modified = _revisions(entry)
         node["modifiedIndex"] = modified
         node["createdIndex"] = created
-    if depth > 0 and entry.children:
-        nodes = [
-            _render(child, f"{key}/{name}", depth - 1, layout)
-            for name, child in sorted(entry.children.items())
-            if not name.startswith("_")  # hidden, as v2 listings do
-        ]
+    files, children = entry.files, entry.children
+    if depth > 0 and (files or children):
+        nodes = []
+        for name in sorted(files.keys() | children.keys() if children else files):
+            if name.startswith("_"):
+                continue  # hidden, as v2 listings do
+            kv = files.get(name)
+            if kv is not None:  # a file and a directory of the same name: the file wins
+                nodes.append(_file(f"{key}/{name}", kv))
+            else:
+                nodes.append(_render(children[name], f"{key}/{name}", depth - 1))
         if nodes:
             node["nodes"] = nodes
     return node
@@ -125,17 +122,39 @@ def dir_node(
     cut = len(prefix)
     root = _Entry()
     found = False
+    # the pairs come sorted, so a directory's files follow each other: remember the last one
+    last_parent, last_entry = "", root
     for kv in kvs:
         found = True
         rest = unb64(kv.get("key"))[cut:]
-        if rest:
-            _insert(root, rest, kv)
+        parent, slash, name = rest.rpartition("/")
+        if not slash:  # a file right below the directory, or its own marker
+            if name:
+                root.files[name] = kv
+            else:
+                root.marker = kv
+            continue
+        if parent == last_parent and last_entry is not root:
+            entry = last_entry
         else:
-            root.marker = kv
+            parts = parent.split("/")
+            if "" in parts:
+                continue  # "a//b": a key no v2 path can name
+            entry = root
+            for part in parts:
+                child = entry.children.get(part)
+                if child is None:
+                    child = entry.children[part] = _Entry()
+                entry = child
+            last_parent, last_entry = parent, entry
+        if name:
+            entry.files[name] = kv
+        else:
+            entry.marker = kv
     if not found:
         return None
     depth = 1 << 30 if recursive else 1
+    node = _render(root, path, depth)
     if path == "":
-        node = _render(root, "", depth, layout)
         return {"dir": True, **({"nodes": node["nodes"]} if "nodes" in node else {})}
-    return _render(root, path, depth, layout)
+    return node
