@@ -209,15 +209,22 @@ def watch_once(
         request.update(key=b64(file_key), range_end=b64(end))
     if start is not None:
         request["start_revision"] = str(start)
-    return _stream_first_event(
-        proto,
-        client,
-        {"create_request": request},
-        start,
-        timeout,
-        (file_key, marker, recursive),
-        (path, recursive),
-    )
+    tried: dict[str, BaseException] = {}
+    while True:
+        try:
+            return _stream_first_event(
+                proto,
+                client,
+                {"create_request": request},
+                start,
+                timeout,
+                (file_key, marker, recursive),
+                (path, recursive),
+            )
+        except _NotConnected as failed:
+            # never reached the member: with allow_reconnect, the next one is asked
+            tried[failed.base] = failed.cause
+            client._next_server(cause=failed.cause, tried=tried)
 
 
 def _last_change(
@@ -318,6 +325,8 @@ def _stream_first_event(
                 # synced: nothing happened up to the revision the watch started at
                 timed_out.etcd_index = created_at
             raise timed_out from exc
+        if kind is _transport.FailureKind.NOT_SENT and client._allow_reconnect:
+            raise _NotConnected(base, exc) from exc
         hint = _transport.explain(exc, base)
         raise EtcdConnectionFailed(
             f"The watch on {base} failed: {_transport.describe(exc)}{'. ' if hint else ''}{hint}",
@@ -328,6 +337,13 @@ def _stream_first_event(
             # the stream never ends by itself: closing it cancels the watch in the server
             response.close()
             response.release_conn()
+
+
+class _NotConnected(Exception):
+    def __init__(self, base: str, cause: BaseException) -> None:
+        super().__init__(base)
+        self.base = base
+        self.cause = cause
 
 
 def _canceled(result: Mapping[str, Any], start: int | None) -> None:

@@ -79,11 +79,24 @@ def test_membership_and_failover_without_v2(etcd_cluster_factory):
         with pytest.raises(etcd.EtcdException):
             client.remove_member("1234abcd")
 
-        client.write("/k", "before")
+        before = client.write("/k", "before")
+        watching = etcd.Client(
+            host=tuple((m.host, m.port) for m in [leader, *cluster.members] if m is not None),
+            allow_reconnect=True,
+            api="v3",
+        )
+        assert watching.base_uri == leader.client_url
         leader.kill()
         assert wait_for(lambda: _readable(client), timeout=20, interval=0.2)
         assert client.base_uri != leader.client_url
         assert client.read("/k", quorum=True).value == "before"
+        client.write("/k", "after")
+        # its member is dead: a watch (recursive: no read before it) fails over
+        event = watching.watch(
+            "/k", index=(before.modifiedIndex or 0) + 1, timeout=10, recursive=True
+        )
+        assert event.value == "after" and watching.base_uri != leader.client_url
+        watching.close()
     finally:
         client.close()
 
