@@ -18,14 +18,14 @@ What it reports instead of swallowing:
   :class:`etcd.EtcdKeyNotFound` (or :class:`etcd.EtcdCompareFailed`) and the
   ``on_lost`` callback runs. The key is **not** written again unless
   ``recreate=True`` was given;
-* the server could not be reached for a whole TTL: the key must be assumed
-  expired, so the same happens with the last connection error;
-* any other error of the server (permissions, for example) ends the helper
-  the same way.
+* no refresh succeeded for a whole TTL: the key must be assumed expired, so
+  the same happens with the last error.
 
-Short network failures are retried with backoff (from 50 ms up to the refresh
-interval) and recorded in :attr:`KeepAlive.error` and the ``etcd.keepalive``
-log while the key is still alive.
+Any other failed refresh (the network, a member without a leader, an error
+of the server such as a refused permission, an answer that is not what etcd
+sends) is retried with backoff (from 50 ms up to the refresh interval) and
+recorded in :attr:`KeepAlive.error` and the ``etcd.keepalive`` log while the
+key may still be alive.
 """
 
 from __future__ import annotations
@@ -40,11 +40,9 @@ from typing import TYPE_CHECKING, Any
 from ._engine import Backoff
 from ._exceptions import (
     EtcdCompareFailed,
-    EtcdConnectionFailed,
     EtcdException,
+    EtcdKeyError,
     EtcdKeyNotFound,
-    EtcdLeaderElectionInProgress,
-    EtcdRaftInternalError,
     EtcdTypeError,
     EtcdValueError,
 )
@@ -64,7 +62,9 @@ _RETRY_FIRST = 0.05
 #: leaderless, or timed out inside raft.
 # A refresh that hangs must not hold up stop() (and a lock's release) for long.
 _REFRESH_TIMEOUT_MAX = 5.0
-_TRANSIENT = (EtcdConnectionFailed, EtcdRaftInternalError, EtcdLeaderElectionInProgress)
+#: Errors that say the key is gone (expired, deleted, or replaced by another
+#: writer's); any other failed refresh is retried within the TTL.
+_GONE = (EtcdKeyError, EtcdCompareFailed)
 
 
 def _delay(failures: int, interval: float) -> float:
@@ -154,9 +154,9 @@ class KeepAlive:
         self._index: int | None = None
         self._created: int | None = None
         self._written: str | None = None  # the value as the server stored it
-        #: Set when the key is lost: it expired or was deleted (and *recreate*
-        #: is off), the server was unreachable for a whole TTL, or the server
-        #: refused a refresh. It is set after *on_lost* has returned.
+        #: Set when the key is lost: it expired, was deleted or was written by
+        #: someone else (and *recreate* is off), or no refresh succeeded for a
+        #: whole TTL. It is set after *on_lost* has returned.
         self.lost = threading.Event()
         #: The last refresh error, transient or final; ``None`` until one happens.
         self.error: BaseException | None = None
@@ -257,17 +257,19 @@ class KeepAlive:
         while not self._stop.wait(_delay(failures, self._interval)):
             try:
                 self._refresh_once()
-            except _TRANSIENT as exc:
+            except _GONE as exc:  # the key expired or was deleted, or is someone else's
+                self.error = exc
+                self._lose(exc)
+                return
+            except EtcdException as exc:
+                # Failed, refused or garbled: the key may well be alive, so
+                # try again until a whole TTL has passed since the last refresh.
                 self.error = exc
                 failures += 1
                 if self._recreate or time.monotonic() - last_ok < self._ttl:
                     log.warning("Refreshing %s failed, retrying: %s", self._key, exc)
                     continue
                 # A whole TTL without a refresh: the server has expired the key.
-                self._lose(exc)
-                return
-            except EtcdException as exc:  # the key is gone, or the server refuses
-                self.error = exc
                 self._lose(exc)
                 return
             except BaseException as exc:

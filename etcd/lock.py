@@ -54,6 +54,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 from ._exceptions import (
+    EtcdConnectionFailed,
     EtcdEventIndexCleared,
     EtcdException,
     EtcdKeyNotFound,
@@ -70,6 +71,22 @@ if TYPE_CHECKING:
 __all__ = ["Lock"]
 
 log = logging.getLogger(__name__)
+
+#: The TTL of the key of a lock taken with ``with`` when ``ttl`` was not given;
+#: the key is refreshed every third of it for as long as the block runs.
+CONTEXT_TTL = 30
+#: Look-ups of our own key after a create whose answer was lost.
+_FIND_ATTEMPTS = 3
+
+
+class _Default:
+    """The ``ttl`` that was not given (``None`` asks explicitly for no TTL)."""
+
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+_DEFAULT = _Default()
 
 
 def _queue(client: Client, path: str) -> tuple[list[EtcdResult], int]:
@@ -101,10 +118,12 @@ class Lock:
     :param client: the client to talk through; it may be shared.
     :param lock_name: the lock's name; its keys live below
         ``{client.lock_prefix}/{lock_name}``.
-    :param ttl: the ``lock_ttl`` the context manager acquires with. ``None``
-        (the default, as in python-etcd 0.4.5) means no TTL, so the key of a
-        process that dies inside the ``with`` block stays until someone
-        deletes it.
+    :param ttl: the ``lock_ttl`` the context manager acquires with. When it
+        is not given, the key gets a TTL of :data:`CONTEXT_TTL` (30) seconds
+        and is refreshed in the background for as long as the ``with`` block
+        runs, so the key of a process that dies inside the block disappears
+        within 30 seconds. ``None`` asks explicitly for a key without TTL, as
+        python-etcd 0.4.5 made, which stays until someone deletes it.
     :param auto_renew: after every successful acquire with a TTL, refresh the
         key in a background thread (every third of the TTL) until
         :meth:`release`, and report a failure through :attr:`lost`.
@@ -125,6 +144,8 @@ class Lock:
 
     .. versionchanged:: 0.5.0
        The keyword-only parameters *ttl*, *auto_renew* and *on_lost* are new.
+       A ``with`` block gives the key a TTL (renewed while the block runs)
+       unless ``ttl=None`` is passed; python-etcd 0.4.5 gave it none.
     """
 
     def __init__(
@@ -132,7 +153,7 @@ class Lock:
         client: Client,
         lock_name: str,
         *,
-        ttl: int | None = None,
+        ttl: int | _Default | None = _DEFAULT,
         auto_renew: bool = False,
         on_lost: Callable[[Lock], object] | None = None,
     ) -> None:
@@ -142,7 +163,15 @@ class Lock:
         self.is_taken = False
         self._uuid = _uuid_module.uuid4().hex
         self._sequence: str | None = None
-        self._ttl = None if ttl is None else _check_ttl(ttl)
+        # A with block renews a key whose TTL the caller did not choose, so that
+        # the block may last any time while a crashed holder's key still expires.
+        self._renew_in_with = isinstance(ttl, _Default)
+        self._ttl = (
+            CONTEXT_TTL
+            if isinstance(ttl, _Default)
+            else (None if ttl is None else _check_ttl(ttl))
+        )
+        self._entering = False
         self._auto_renew = auto_renew
         self._on_lost = on_lost
         self._lock_ttl: int | None = None
@@ -257,9 +286,15 @@ class Lock:
         is fine. A wait that fails for any reason (timeout, error, a
         :exc:`KeyboardInterrupt`) deletes this lock's queued key.
 
+        When the answer to the creation of the key is lost (the connection
+        broke after the request was sent, or the answer was garbled), the
+        lock looks for its key by its :attr:`uuid`: a key found is used and
+        the acquire goes on; otherwise the original error is raised, and a
+        key created after all expires after its TTL.
+
         :param blocking: wait until the lock is free; otherwise give up at once.
         :param lock_ttl: seconds the key lives without renewal; ``None`` or
-            ``0`` give a key without TTL, which stays if the process dies.
+            ``0`` ask for a key without TTL, which stays if the process dies.
         :param timeout: the longest wait in seconds; ``0``, ``None`` or a
             negative value wait forever.
         :returns: ``True`` when the lock is held, ``False`` when *blocking* is
@@ -285,7 +320,8 @@ class Lock:
             # The deadline counts from the call, not from the end of the enqueueing.
             remaining = max(timeout - (time.monotonic() - started), 1e-6)
         taken = self._acquired(blocking=blocking, timeout=remaining)
-        if taken and self._auto_renew and self._lock_ttl:
+        renew = self._auto_renew or (self._entering and self._renew_in_with)
+        if taken and renew and self._lock_ttl:
             self._start_renewal(self._lock_ttl)
         return taken
 
@@ -302,9 +338,53 @@ class Lock:
             else:
                 return
         self._no_key_for = None  # from here on, a key may exist
-        result = self.client.write(self.path, self._uuid, ttl=lock_ttl or None, append=True)
+        try:
+            result = self.client.write(self.path, self._uuid, ttl=lock_ttl or None, append=True)
+        except EtcdException as exc:
+            if not self._find_own_key(exc):
+                raise
+            return
         self._token = result.createdIndex
         self._set_sequence(result.key or "")
+
+    def _find_own_key(self, exc: EtcdException) -> bool:
+        """After a create that failed, find out whether it created our key anyway.
+
+        The answer may have been lost after the server applied the create (a
+        connection cut after sending, a timeout, a garbled answer). The uuid
+        is ours alone, so a key that holds it is the one the create made: it
+        is used, and the caller's wait goes on as if the answer had come.
+
+        :returns: whether the key was found (and adopted).
+        """
+        self._sequence = None
+        for attempt in range(_FIND_ATTEMPTS):
+            try:
+                found = self._find_lock()
+            except EtcdException as lookup:
+                log.debug("Looking for the key of lock %s failed: %s", self.path, lookup)
+                if not isinstance(lookup, EtcdConnectionFailed):
+                    break
+                time.sleep(0.1 * 2**attempt)
+                continue
+            if found:
+                log.warning(
+                    "The answer to the creation of lock %s's key was lost (%s); "
+                    "found the key %s and using it",
+                    self.path,
+                    exc,
+                    self.lock_key,
+                )
+                return True
+            self._no_key_for = (self._uuid, None)  # the create did not happen
+            return False
+        log.warning(
+            "Cannot tell whether the key of lock %s was created (%s); if it was, it "
+            "expires after its TTL",
+            self.path,
+            exc,
+        )
+        return False
 
     def _acquired(self, blocking: bool = True, timeout: float | None = 0) -> bool:
         """Wait until this lock's key is the first one (step 3 of the algorithm).
@@ -411,7 +491,11 @@ class Lock:
         self._no_key_for = (self._uuid, self._sequence)
 
     def __enter__(self) -> Lock:
-        self.acquire(blocking=True, lock_ttl=self._ttl)
+        self._entering = True
+        try:
+            self.acquire(blocking=True, lock_ttl=self._ttl)
+        finally:
+            self._entering = False
         return self
 
     def __exit__(self, *exc: object) -> Literal[False]:

@@ -644,3 +644,245 @@ class Raw:
     def play(self, conn: _Connection, request: Request) -> bool:
         conn.send(self.data)
         return False
+
+
+# --------------------------------------------------------------------------
+# A fault-injecting TCP proxy in front of a real server
+
+__all__ += ["Fault", "FaultProxy"]
+
+_CHUNK = 65536
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What a :class:`FaultProxy` does to the traffic it relays while the fault is armed.
+
+    :ivar kind: one of
+
+        * ``"latency"``: each piece of an answer is relayed *delay* seconds late;
+        * ``"drip"``: answers are relayed one byte every *delay* seconds;
+        * ``"reset"``: *after* bytes of the next answer are relayed, then both
+          connections are reset (a reset mid-body when *after* is past the headers);
+        * ``"cut"``: the request reaches the server, which answers, but the
+          client's connection is closed before any of the answer is relayed
+          (close right after sending: the outcome is unknown to the client);
+        * ``"blackhole"``: nothing is relayed in either direction any more, and
+          the connections stay open and silent.
+    :ivar delay: seconds, for ``latency`` and ``drip``.
+    :ivar after: bytes relayed before a ``reset``.
+    """
+
+    kind: Literal["latency", "drip", "reset", "cut", "blackhole"]
+    delay: float = 0.0
+    after: int = 0
+
+
+class _Pipe:
+    """One client connection and its connection to the server."""
+
+    def __init__(self, client: socket.socket, server: socket.socket) -> None:
+        self.client = client
+        self.server = server
+        self.faulted: Fault | None = None  # the fault that took this connection over
+        self.relayed = 0
+        self._lock = threading.Lock()
+        self._pumps = 2
+
+    def pump_done(self) -> None:
+        """One direction has ended; the second one to end closes both sockets."""
+        with self._lock:
+            self._pumps -= 1
+            last = self._pumps == 0
+        if last:
+            self.client.close()
+            self.server.close()
+
+    def shut(self, *, reset: bool = False) -> None:
+        for sock in (self.client, self.server):
+            with contextlib.suppress(OSError):
+                if reset:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class FaultProxy:
+    """A TCP proxy on ``127.0.0.1`` in front of a real server, that injects faults on demand.
+
+    Until :meth:`inject` arms a :class:`Fault`, bytes are relayed as they come.
+    A fault armed with ``times=n`` takes over the next *n* answers (each on the
+    connection it arrives on) and is then disarmed; with ``times=None`` it
+    stays until :meth:`heal`. :attr:`faults_applied` counts the answers a fault
+    took over, so a test can check that its fault really happened.
+
+    :param host: the server's address.
+    :param port: the server's port.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self._upstream = (host, port)
+        self._lock = threading.Lock()
+        self._fault: Fault | None = None
+        self._times: int | None = None
+        self._applied = 0
+        self._closing = threading.Event()
+        self._pipes: list[_Pipe] = []
+        self._threads: list[threading.Thread] = []
+        self._listener: socket.socket | None = None
+        self.port = 0
+        self.host = "127.0.0.1"
+
+    def __enter__(self) -> FaultProxy:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((self.host, 0))
+        listener.listen(64)
+        listener.settimeout(0.2)
+        self._listener = listener
+        self.port = listener.getsockname()[1]
+        self._spawn(self._accept_loop, "accept")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:port``."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def faults_applied(self) -> int:
+        """How many answers a fault has taken over so far."""
+        with self._lock:
+            return self._applied
+
+    def inject(self, fault: Fault, *, times: int | None = 1) -> None:
+        """Arm *fault* for the next *times* answers (``None``: until :meth:`heal`)."""
+        with self._lock:
+            self._fault, self._times = fault, times
+
+    def heal(self) -> None:
+        """Disarm the fault; connections a fault took over stay as the fault left them."""
+        with self._lock:
+            self._fault, self._times = None, None
+
+    def drop_connections(self) -> None:
+        """Close every relayed connection (new ones are accepted as before)."""
+        with self._lock:
+            pipes, self._pipes = self._pipes, []
+        for pipe in pipes:
+            pipe.shut()
+
+    def close(self) -> None:
+        """Stop accepting, close every connection and wait for the relay threads."""
+        self._closing.set()
+        self.drop_connections()
+        for thread in self._threads:
+            thread.join(10)
+        if self._listener is not None:
+            self._listener.close()
+
+    # -- relay threads -----------------------------------------------------
+
+    def _spawn(self, target: Callable[..., None], name: str, *args: Any) -> None:
+        thread = threading.Thread(
+            target=target, args=args, name=f"fault-proxy:{self.port}:{name}", daemon=True
+        )
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._closing.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            client.settimeout(None)
+            try:
+                server = socket.create_connection(self._upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            pipe = _Pipe(client, server)
+            with self._lock:
+                self._pipes.append(pipe)
+            self._spawn(self._requests, "up", pipe)
+            self._spawn(self._answers, "down", pipe)
+
+    def _take(self, pipe: _Pipe) -> Fault | None:
+        """The fault for the answer that starts now on *pipe*, consuming one use."""
+        with self._lock:
+            fault = self._fault
+            if fault is None:
+                return None
+            if self._times is not None:
+                self._times -= 1
+                if self._times <= 0:
+                    self._fault, self._times = None, None
+            self._applied += 1
+        pipe.faulted, pipe.relayed = fault, 0
+        return fault
+
+    def _requests(self, pipe: _Pipe) -> None:
+        try:
+            while data := pipe.client.recv(_CHUNK):
+                with self._lock:
+                    swallowed = self._fault is not None and self._fault.kind == "blackhole"
+                if swallowed or (pipe.faulted is not None and pipe.faulted.kind == "blackhole"):
+                    continue
+                pipe.server.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                pipe.server.shutdown(socket.SHUT_WR)
+            pipe.pump_done()
+
+    def _answers(self, pipe: _Pipe) -> None:
+        try:
+            while data := pipe.server.recv(_CHUNK):
+                fault = pipe.faulted or self._take(pipe)
+                if fault is None:
+                    pipe.client.sendall(data)
+                elif not self._play(pipe, fault, data):
+                    return
+        except OSError:
+            pass
+        finally:
+            if pipe.faulted is None or pipe.faulted.kind != "blackhole":
+                with contextlib.suppress(OSError):
+                    pipe.client.shutdown(socket.SHUT_WR)
+            pipe.pump_done()
+
+    def _play(self, pipe: _Pipe, fault: Fault, data: bytes) -> bool:
+        """Relay *data* as *fault* says; return whether to go on relaying."""
+        if fault.kind == "latency":
+            if self._closing.wait(fault.delay):
+                return False
+            pipe.client.sendall(data)
+            pipe.faulted = None  # one answer late; the next one is judged again
+            return True
+        if fault.kind == "drip":
+            for i in range(len(data)):
+                if self._closing.wait(fault.delay):
+                    return False
+                pipe.client.sendall(data[i : i + 1])
+            return True
+        if fault.kind == "reset":
+            room = fault.after - pipe.relayed
+            if room > 0:
+                pipe.client.sendall(data[:room])
+                pipe.relayed += min(room, len(data))
+            if pipe.relayed >= fault.after:
+                pipe.shut(reset=True)
+                return False
+            return True
+        if fault.kind == "cut":
+            pipe.shut()
+            return False
+        # blackhole: hold everything until the proxy closes
+        self._closing.wait()
+        return False

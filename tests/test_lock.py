@@ -253,8 +253,12 @@ def test_the_context_manager(etcd_client):
     client = public_only(etcd_client)
     with etcd.Lock(client, "cm") as lock:
         assert lock.is_acquired
-        assert etcd_client.read(lock.lock_key).ttl is None  # as in 0.4.5: no TTL
+        # Unlike 0.4.5, the key has a TTL (renewed while the block runs).
+        assert 0 < etcd_client.read(lock.lock_key).ttl <= etcd.lock.CONTEXT_TTL
     assert not lock.is_taken and _queued(etcd_client, lock) == []
+    with etcd.Lock(client, "cm", ttl=None) as lock:
+        assert etcd_client.read(lock.lock_key).ttl is None  # asked for: as in 0.4.5
+    assert _queued(etcd_client, lock) == []
     with etcd.Lock(client, "cm", ttl=20) as lock:
         assert 0 < etcd_client.read(lock.lock_key).ttl <= 20
     assert _queued(etcd_client, lock) == []
