@@ -137,7 +137,11 @@ class _Recorder:
 def _check_same_request(
     client: etcd.Client, call: Callable[[], object], path: str, body: bytes
 ) -> None:
-    """Raise unless *call* sends exactly one request: POST *path* with *body*."""
+    """Raise unless *call* sends exactly one request: POST *path* with *body*.
+
+    With ``client.http`` replaced, the client sends through urllib3 instead of
+    its lean path (:mod:`etcd._wire`); both encode the body with ``json.dumps``.
+    """
     real = client.http
     recorder = _Recorder(real)
     client.http = recorder  # type: ignore[assignment]
