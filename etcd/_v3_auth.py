@@ -71,6 +71,10 @@ class Tokens:
         self._token = token
         return token
 
+    def forget(self) -> None:
+        """Drop the token: the next request authenticates again."""
+        self._token = None
+
     def renew(self, exc: EtcdException) -> bool:
         """Forget the token after *exc*; whether a new one may help (retry once)."""
         payload = exc.payload if isinstance(exc.payload, Mapping) else {}

@@ -30,6 +30,7 @@ from ._exceptions import (
     EtcdError,
     EtcdEventIndexCleared,
     EtcdException,
+    EtcdInsufficientPermissions,
     EtcdWatchTimedOut,
 )
 from ._result import EtcdResult
@@ -210,6 +211,7 @@ def watch_once(
     if start is not None:
         request["start_revision"] = str(start)
     tried: dict[str, BaseException] = {}
+    renewed = False
     while True:
         try:
             return _stream_first_event(
@@ -225,6 +227,13 @@ def watch_once(
             # never reached the member: with allow_reconnect, the next one is asked
             tried[failed.base] = failed.cause
             client._next_server(cause=failed.cause, tried=tried)
+        except EtcdInsufficientPermissions:
+            # etcd 3.5 cancels a watch with an expired token as "permission denied",
+            # like a real refusal: with credentials, one new token is tried
+            if renewed or client.username is None:
+                raise
+            proto.tokens.forget()
+            renewed = True
 
 
 def _last_change(

@@ -74,13 +74,16 @@ def test_an_expired_token_is_renewed_transparently(secured):
     url = secured.client_urls[0]
     alice = secured.client(api="v3", username="alice", password="secret")
     try:
-        alice.write("/app/x", "1")
+        written = alice.write("/app/x", "1")
         token = alice._get_headers()["authorization"]
         probe = {"key": b64("/app/x")}
         # the server drops a simple token after --auth-token-ttl seconds of idleness
         assert wait_for(
             lambda: _with_token(url, "/v3/kv/range", probe, token) is not None, 15, 2.5
         )
+        # a recursive watch opens its stream first: the stream itself renews the token
+        event = alice.watch("/app", index=written.modifiedIndex, recursive=True, timeout=10)
+        assert event.value == "1"
         assert alice.read("/app/x").value == "1"
         assert alice._get_headers()["authorization"] != token
     finally:
