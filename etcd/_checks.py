@@ -17,6 +17,7 @@ ignored. So a keyword that is not an option of the method called is:
 from __future__ import annotations
 
 import logging
+import posixpath
 import re
 import threading
 import urllib.parse
@@ -30,9 +31,12 @@ __all__ = [
     "NoPreviousNode",
     "NotAResultError",
     "check_host",
+    "check_key",
     "check_options",
     "check_result",
+    "check_text",
     "check_ttl",
+    "unsendable",
 ]
 
 log = logging.getLogger("etcd.client")
@@ -256,3 +260,56 @@ def check_ttl(ttl: Any) -> Any:
             f"ttl must be a whole number of seconds (an int, 0 or more), not {ttl!r}"
         )
     return ttl
+
+
+# --------------------------------------------------------------------------
+# Keys and values that cannot mean what they say
+
+
+def _lone_surrogate(text: str, what: str, exc: UnicodeEncodeError) -> EtcdValueError:
+    char = text[exc.start : exc.end]
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    return EtcdValueError(
+        f"The {what} {shown!r} is not valid Unicode: it has the lone surrogate {char!r} "
+        f"at position {exc.start}, which UTF-8 cannot encode. Decode bytes strictly, or "
+        "remove the surrogate, before passing the text."
+    )
+
+
+def check_text(text: str, what: str) -> None:
+    """Refuse text that cannot be sent as UTF-8 (a lone surrogate such as ``'\\ud800'``).
+
+    :raises EtcdValueError: *text* has a lone surrogate; *what* names it in the message.
+    """
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _lone_surrogate(text, what, exc) from None
+
+
+def check_key(key: str) -> None:
+    """Refuse a key that would address another key (a deliberate difference from 0.4.5).
+
+    etcd cleans the path it is given, so ``/t/x/..`` is ``/t``: a key built
+    from user input could delete or overwrite outside its prefix.
+
+    :raises EtcdValueError: *key* has a ``.`` or ``..`` segment, or a lone surrogate.
+    """
+    if "." in key:
+        for part in key.split("/"):
+            if part in (".", ".."):
+                resolved = posixpath.normpath("/" + key.lstrip("/"))
+                raise EtcdValueError(
+                    f"The key {key!r} has a {part!r} segment: etcd would resolve it to "
+                    f"{resolved!r}, another key than the one named. Keys must not have "
+                    "'.' or '..' segments (check keys built from outside input)."
+                )
+    check_text(key, "key")
+
+
+def unsendable(exc: UnicodeEncodeError) -> EtcdValueError:
+    """The error for an option or value whose text UTF-8 cannot encode."""
+    text = exc.object if isinstance(exc.object, str) else repr(exc.object)
+    return _lone_surrogate(text, "text", exc)

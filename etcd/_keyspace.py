@@ -17,11 +17,20 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from ._checks import check_options, check_result, check_ttl
+from ._checks import (
+    NoPreviousNode,
+    check_key,
+    check_options,
+    check_result,
+    check_text,
+    check_ttl,
+    unsendable,
+)
 from ._engine import UNSET, Backoff, KeyCall
 from ._exceptions import (
     EtcdException,
     EtcdKeyNotFound,
+    EtcdNotDir,
     EtcdTypeError,
     EtcdValueError,
     EtcdWatcherCleared,
@@ -56,15 +65,22 @@ class KeySpace:
         _key_protocol: KeyProtocol
 
     def _execute(self, call: KeyCall) -> EtcdResult:
-        return self._key_protocol.execute(_as_client(self), call)
+        try:
+            return self._key_protocol.execute(_as_client(self), call)
+        except UnicodeEncodeError as exc:  # a condition such as prevValue='\ud800'
+            raise unsendable(exc) from exc
 
     def _sanitize_key(self, key: str) -> str:
         """Normalise *key*: one leading slash, no runs of slashes.
 
         :raises EtcdTypeError: *key* is not a string.
+        :raises EtcdValueError: *key* has a ``.`` or ``..`` segment, which etcd
+            would resolve to another key, or a lone surrogate.
         """
         if not isinstance(key, str):
             raise EtcdTypeError(f"keys must be str, not {type(key).__name__} ({key!r})")
+        if "." in key or not key.isascii():
+            check_key(key)
         if "//" in key:
             trailing = key.endswith("/")
             key = "/".join(part for part in key.split("/") if part)
@@ -79,10 +95,15 @@ class KeySpace:
         return self._comparison_conditions | self._read_options | self._del_conditions
 
     def __contains__(self, key: str) -> bool:
-        """``key in client``: whether the key exists."""
+        """``key in client``: whether the key exists.
+
+        ``False`` also when the key cannot exist because one of its parents is
+        a file, not a directory (where python-etcd 0.4.5 raised
+        :class:`etcd.EtcdNotDir`).
+        """
         try:
             self.get(key)
-        except EtcdKeyNotFound:
+        except (EtcdKeyNotFound, EtcdNotDir):
             return False
         return True
 
@@ -151,6 +172,8 @@ class KeySpace:
                     "etcd v2 stores text: decode the bytes, or encode binary data "
                     f"(for example with base64) before writing it ({exc})"
                 ) from exc
+        if type(value) is str and not value.isascii():
+            check_text(value, "value")
         return value
 
     def update(self, obj: EtcdResult) -> EtcdResult:
@@ -242,8 +265,19 @@ class KeySpace:
         """Delete a key and return what it held.
 
         :returns: the deleted node as it was before.
+        :raises EtcdException: the server's answer has no previous node; the
+            error is also an :class:`AttributeError`, which python-etcd 0.4.5
+            raised for such an answer.
         """
-        return self.delete(key, recursive=recursive, dir=dir, **kwdargs)._prev_node
+        result = self.delete(key, recursive=recursive, dir=dir, **kwdargs)
+        try:
+            return result._prev_node
+        except AttributeError:
+            raise NoPreviousNode(
+                f"The server deleted {key!r} but sent no previous node (prevNode) in its "
+                "answer, so pop() has no old value to return.",
+                {"action": result.action, "key": result.key},
+            ) from None
 
     def set(self, key: str, value: Any, ttl: int | None = None) -> EtcdResult:
         """Write *value* to *key* unconditionally."""

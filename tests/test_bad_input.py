@@ -502,3 +502,92 @@ def test_whole_ttls_are_sent(etcd_client, etcd_prefix, ttl):
     assert result.value == "v"
     if ttl:
         assert 0 < etcd_client.read(key).ttl <= 30
+
+
+# --------------------------------------------------------------------------
+# Keys mean what they say (issue 13 item 5)
+
+
+@pytest.mark.parametrize("segment", [".", ".."])
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda c, k: c.write(k, "v"), id="write"),
+        pytest.param(lambda c, k: c.write(k, "v", append=True), id="append"),
+        pytest.param(lambda c, k: c.read(k, recursive=True), id="read"),
+        pytest.param(lambda c, k: c.delete(k, recursive=True), id="delete"),
+        pytest.param(lambda c, k: c.pop(k, recursive=True), id="pop"),
+        pytest.param(lambda c, k: c.refresh(k, 30), id="refresh"),
+        pytest.param(lambda c, k: c.test_and_set(k, "v", "old"), id="test-and-set"),
+        pytest.param(lambda c, k: c.watch(k, timeout=1), id="watch"),
+        pytest.param(lambda c, k: next(c.eternal_watch(k)), id="eternal-watch"),
+        pytest.param(lambda c, k: k in c, id="contains"),
+    ],
+)
+def test_a_dot_segment_is_refused_before_any_request(etcd_client, etcd_prefix, segment, call):
+    # etcd cleans paths: /p/t/x/.. is /p/t, so this would reach the parent
+    etcd_client.write(f"{etcd_prefix}/t/keep", "v")
+    key = f"{etcd_prefix}/t/x/{segment}"
+    exc = raised(etcd.EtcdValueError, call, etcd_client, key)
+    assert f"{segment!r} segment" in str(exc)
+    assert isinstance(exc, ValueError)
+    assert leaf_keys(etcd_client, etcd_prefix) == {f"{etcd_prefix}/t/keep"}
+    assert etcd_client.read(f"{etcd_prefix}/t/keep").value == "v"
+
+
+@pytest.mark.parametrize("name", ["a.b", ".hidden", "..x", "x..", "...", "a/.b/c"])
+def test_dots_inside_a_segment_are_ordinary_keys(etcd_client, etcd_prefix, name):
+    key = f"{etcd_prefix}/{name}"
+    assert etcd_client.write(key, "v").key == key
+    assert etcd_client.read(key).value == "v"
+    assert leaf_keys(etcd_client, etcd_prefix) == {key}
+
+
+def test_contains_is_false_below_a_file(etcd_client, etcd_prefix):
+    etcd_client.write(f"{etcd_prefix}/a", "x")
+    with pytest.raises(etcd.EtcdNotDir):  # what the server answers, still raised by read
+        etcd_client.read(f"{etcd_prefix}/a/b")
+    assert f"{etcd_prefix}/a/b" not in etcd_client
+    assert f"{etcd_prefix}/a/b/c" not in etcd_client
+    assert f"{etcd_prefix}/a" in etcd_client
+
+
+@pytest.mark.parametrize(
+    ("call", "what"),
+    [
+        pytest.param(lambda c, p: c.write(f"{p}/s", "\ud800"), "value", id="value"),
+        pytest.param(lambda c, p: c.write(f"{p}/s", "ok \udcff"), "value", id="value-low"),
+        pytest.param(lambda c, p: c.write(f"{p}/\ud800", "v"), "key", id="key-write"),
+        pytest.param(lambda c, p: c.read(f"{p}/\ud800"), "key", id="key-read"),
+        pytest.param(lambda c, p: c.delete(f"{p}/\ud800"), "key", id="key-delete"),
+        pytest.param(lambda c, p: c.test_and_set(f"{p}/s", "v", "\ud800"), "text", id="prev"),
+        pytest.param(lambda c, p: c.delete(f"{p}/s", prevValue="\ud800"), "text", id="del-prev"),
+    ],
+)
+def test_a_lone_surrogate_is_a_value_error(etcd_client, etcd_prefix, call, what):
+    etcd_client.write(f"{etcd_prefix}/s", "old")
+    exc = raised(etcd.EtcdValueError, call, etcd_client, etcd_prefix)
+    assert f"The {what} " in str(exc)
+    assert "lone surrogate" in str(exc)
+    assert etcd_client.read(f"{etcd_prefix}/s").value == "old"
+    assert leaf_keys(etcd_client, etcd_prefix) == {f"{etcd_prefix}/s"}
+
+
+def test_pop_without_a_previous_node_says_so():
+    # A real etcd always sends prevNode on a DELETE; a proxy or another server may not.
+    answer = Reply.etcd({"action": "delete", "node": {"key": "/a", "modifiedIndex": 7}})
+    with (
+        FakeServer(answer) as fake,
+        etcd.Client(port=fake.port) as client,
+        pytest.raises(etcd.EtcdException) as info,
+    ):
+        client.pop("/a")
+    assert isinstance(info.value, AttributeError)  # what python-etcd 0.4.5 raised
+    assert "sent no previous node" in str(info.value)
+    assert "'/a'" in str(info.value)
+
+
+def test_pop_returns_the_previous_node(etcd_client, etcd_prefix):
+    etcd_client.write(f"{etcd_prefix}/a", "old")
+    popped = etcd_client.pop(f"{etcd_prefix}/a")
+    assert (popped.key, popped.value, popped.action) == (f"{etcd_prefix}/a", "old", None)
