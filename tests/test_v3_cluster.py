@@ -6,6 +6,7 @@ import pytest
 
 import etcd
 
+from .fake_dns import FakeDns
 from .helpers import wait_for
 from .v3_support import v3_client, v3_namespace
 
@@ -107,3 +108,51 @@ def _readable(client: etcd.Client) -> bool:
     except etcd.EtcdException:
         return False
     return True
+
+
+@pytest.mark.slow
+def test_a_write_to_a_paused_member_is_not_resent_and_a_read_fails_over(etcd_cluster_factory):
+    cluster = etcd_cluster_factory(size=3, enable_v2=False)
+    with cluster.client(api="v3") as probe:
+        leader = cluster.member(probe.get_leader().name)
+    follower, other = (m for m in cluster.members if m is not leader)
+    hosts = tuple((m.host, m.port) for m in (follower, leader, other))
+    client = etcd.Client(host=hosts, allow_reconnect=True, api="v3", read_timeout=1)
+    client.write("/k", "v")
+    follower.pause()
+    try:
+        with pytest.raises(etcd.EtcdConnectionFailed, match="outcome is unknown"):
+            client.write("/queue", "once", append=True)
+        assert client.base_uri == follower.client_url
+        assert client.read("/k").value == "v"  # a read may be sent again, elsewhere
+        assert client.base_uri != follower.client_url
+    finally:
+        follower.resume()
+        client.close()
+    # The paused member may still apply the append; it was never sent to a second one.
+    with etcd.Client(host=leader.host, port=leader.port, api="v3") as reader:
+        try:
+            values = [n.value for n in reader.read("/queue", recursive=True).leaves]
+        except etcd.EtcdKeyNotFound:
+            values = []
+    assert values.count("once") <= 1
+
+
+def test_srv_discovery_with_v3(etcd_server, v3_namespace):
+    member = etcd_server.members[0]
+    records = {"_etcd-client._tcp.example.test": [(10, 0, member.port, "127.0.0.1.")]}
+    with FakeDns(records) as dns_server:
+        # allow_reconnect without use_proxies: the members are asked over v3 at once
+        client = etcd.Client(
+            srv_domain="example.test",
+            allow_reconnect=True,
+            dns_resolver=dns_server.resolver(),
+            api="v3",
+            namespace=v3_namespace,
+        )
+    try:
+        assert client.base_uri == member.client_url
+        client.write("/srv", "found")
+        assert client.read("/srv").value == "found"
+    finally:
+        client.close()
