@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -39,12 +39,12 @@ def test_killing_the_leader_during_writes_loses_nothing_acknowledged(etcd_cluste
     acked_sets: dict[str, str] = {}
     acked_appends: dict[str, str] = {}
     unknown = 0
-    killed_at = None
-    first_success_after_kill = None
+    killed = False
+    acked_after_kill = 0
     for i in range(1000):
         if i == 400:
             leader.kill()
-            killed_at = time.monotonic()
+            killed = True
         try:
             if i % 2:
                 result = client.write("/queue", f"job-{i}", append=True)
@@ -54,16 +54,16 @@ def test_killing_the_leader_during_writes_loses_nothing_acknowledged(etcd_cluste
                 acked_sets[f"/keys/k{i}"] = str(i)
         except (etcd.EtcdConnectionFailed, etcd.EtcdRaftInternalError) as exc:
             # The outcome of these is unknown, and the client says so: never re-sent.
-            assert killed_at is not None, f"failure before the kill: {exc!r}"
+            assert killed, f"failure before the kill: {exc!r}"
             assert isinstance(exc, etcd.EtcdRaftInternalError) or "outcome is unknown" in str(exc)
             unknown += 1
             continue
-        if killed_at is not None and first_success_after_kill is None:
-            first_success_after_kill = time.monotonic()
+        acked_after_kill += killed
 
-    assert first_success_after_kill is not None and killed_at is not None
-    assert first_success_after_kill - killed_at < 8, "the client did not carry on"
+    # The client carried on: at most ten of the 600 writes after the kill failed
+    # (each one reported, none re-sent), and every other one was acknowledged.
     assert unknown <= 10
+    assert acked_after_kill == 600 - unknown
 
     reader = _client(others)
     tree = reader.read("/keys", recursive=True)
@@ -78,25 +78,30 @@ def test_killing_the_leader_during_writes_loses_nothing_acknowledged(etcd_cluste
         assert by_key.get(key) == value, key
 
 
-def test_a_paused_member_costs_at_most_the_request_timeout(etcd_cluster_factory):
+def _timeouts_at(caplog: pytest.LogCaptureFixture, url: str) -> list[str]:
+    """The client's warnings that a request to *url* failed by timing out."""
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("etcd")]
+    return [m for m in messages if url in m and "failed" in m and "timed out" in m]
+
+
+def test_a_paused_member_costs_one_request_timeout(etcd_cluster_factory, caplog):
     cluster = etcd_cluster_factory(size=3)
     leader = cluster.leader()
     follower, other = (m for m in cluster.members if m is not leader)
     client = _client([follower, leader, other], read_timeout=1)
     client.write("/paused/k", "v")
+    caplog.set_level(logging.WARNING, logger="etcd")
     follower.pause()
     try:
-        started = time.monotonic()
+        # One request timeout on the paused member, then the next member answers.
         assert client.read("/paused/k").value == "v"
-        elapsed = time.monotonic() - started
-        # the 1 s request timeout, then the next member (a margin for a loaded machine)
-        assert elapsed < 2.5, f"the read took {elapsed:.2f}s"
         assert client.base_uri != follower.client_url
+        assert len(_timeouts_at(caplog, follower.client_url)) == 1
         # A write marked idempotent fails over as well.
         client._base_uri = follower.client_url  # the seam tests and subclasses use
-        started = time.monotonic()
         client.write("/paused/k", "w", idempotent=True)
-        assert time.monotonic() - started < 2.5
+        assert client.base_uri != follower.client_url
+        assert len(_timeouts_at(caplog, follower.client_url)) == 2
         assert client.read("/paused/k").value == "w"
     finally:
         follower.resume()
@@ -130,16 +135,15 @@ def test_all_members_down_fails_fast_and_recovers(etcd_cluster_factory):
     client.write("/k", "v")
     for member in cluster.members:
         member.kill()
-    started = time.monotonic()
     with pytest.raises(etcd.EtcdConnectionFailed) as info:
         client.read("/k")
-    elapsed = time.monotonic() - started
-    # Refused connections fail at once; the bound allows for a slow machine.
-    assert elapsed < 3.0, f"took {elapsed:.2f}s"
+    # Every member was tried once, and refused at once: nothing waited for a timeout.
     message = str(info.value)
     assert message.startswith("All etcd members failed")
     for member in cluster.members:
-        assert member.client_url in message
+        assert message.count(member.client_url) == 1, message
+    assert message.count("connection refused") == len(cluster.members), message
+    assert "timed out" not in message
 
     # Two members make a quorum again; the same client works without being rebuilt.
     for member in cluster.members[:2]:

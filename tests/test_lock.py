@@ -155,9 +155,11 @@ def test_a_timed_out_acquire_raises_and_leaves_no_key(etcd_client):
     assert holder.acquire(lock_ttl=30)
     waiter = etcd.Lock(public_only(etcd_client), "busy")
     started = time.monotonic()
+    # Its timeout ends the wait: without it, the holder's key would expire in 30 s
+    # and the acquire return True.
     with pytest.raises(etcd.EtcdWatchTimedOut):
         waiter.acquire(lock_ttl=30, timeout=1)
-    assert 0.9 <= time.monotonic() - started <= 2.5
+    assert time.monotonic() - started >= 0.9, "gave up before its timeout"
     assert waiter.is_taken is False and waiter._sequence is None
     assert _queued(etcd_client, holder) == [holder.lock_key]
     # Without a TTL as well (the watch is then bounded by the deadline only).
