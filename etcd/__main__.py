@@ -1,0 +1,3 @@
+from etcd.cli import main
+
+raise SystemExit(main())
