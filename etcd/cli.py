@@ -187,7 +187,7 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"read_timeout": min(args.timeout, args.total_timeout)}
     if getattr(args, "lock_prefix", None):
         options["lock_prefix"] = args.lock_prefix
-    if args.api != "v2":  # the default stays out, for clients without the parameter
+    if args.api != "v2":
         options["api"] = args.api
     cert = args.cert_file or os.environ.get("ETCDCTL_CERT_FILE")
     key = args.key_file or os.environ.get("ETCDCTL_KEY_FILE")
