@@ -385,12 +385,18 @@ def cmd_auth_disable(ctx: Context, args: argparse.Namespace) -> int:
     return _switch_auth(ctx, False)
 
 
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 0
+
+
 def add_commands(commands: Any) -> None:
     """Add member, cluster-health, user, role and auth to the sub-parsers of ``pyetcdctl``."""
     from .cli import _Parser
 
     def group(name: str, help: str, subcommands: dict[str, tuple[Any, str]]) -> Any:
         parser = commands.add_parser(name, help=help, description=help)
+        parser.set_defaults(handler=lambda ctx, args: _print_help(parser))
         sub = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", parser_class=_Parser)
         made = {}
         for sub_name, (handler, sub_help) in subcommands.items():

@@ -111,7 +111,9 @@ def format_response(result: EtcdResult, output: str) -> str | None:
 def print_response(ctx: Context, result: EtcdResult) -> None:
     """Print *result* in the ``--output`` format, as etcdctl's ``printResponseKey``."""
     text = format_response(result, ctx.output)
-    if text is not None:
+    if text is None:
+        print(f"Unsupported output format: {ctx.output}", file=sys.stderr)
+    else:
         print(text, flush=True)
 
 

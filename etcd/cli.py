@@ -336,8 +336,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return EXIT_SUCCESS
-    if args.output not in ("simple", "extended", "json"):
-        print(f"Unsupported output format: {args.output}", file=sys.stderr)
     ctx = Context(args)
     try:
         return handler(ctx, args)

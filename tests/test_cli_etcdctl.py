@@ -117,6 +117,10 @@ KEY_STEPS = [
     "exec-watch",
     "exec-watch {p}/k",
     "--output yaml get {p}/k",
+    "-o yaml set {p}/k v2",
+    "-o yaml mkdir {p}/yaml",
+    "-o yaml ls {p}/k",
+    "-o yaml ls --sort {p}",
     "bogus",
 ]
 
