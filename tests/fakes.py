@@ -886,3 +886,39 @@ class FaultProxy:
         # blackhole: hold everything until the proxy closes
         self._closing.wait()
         return False
+
+
+# --------------------------------------------------------------------------
+# Answers that arrive a little at a time, forever
+
+__all__ += ["Drip", "EndlessContinue"]
+
+
+@dataclass(frozen=True)
+class EndlessContinue:
+    """An interim ``100 Continue`` every *every* seconds, and never a final answer."""
+
+    every: float = 0.1
+
+    def play(self, conn: _Connection, request: Request) -> bool:
+        while not conn.closing.wait(self.every):
+            conn.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return False
+
+
+@dataclass(frozen=True)
+class Drip:
+    """*answer* sent one byte every *every* seconds (headers and body alike).
+
+    :ivar answer: the complete answer, as bytes on the wire.
+    """
+
+    answer: bytes
+    every: float = 0.05
+
+    def play(self, conn: _Connection, request: Request) -> bool:
+        for i in range(len(self.answer)):
+            if conn.closing.wait(self.every):
+                return False
+            conn.send(self.answer[i : i + 1])
+        return False
