@@ -67,6 +67,14 @@ class Progress:
                 return
             self._bar = tqdm(total=total, desc=what, unit=" keys", file=sys.stderr)
 
+    def set_total(self, total: int) -> None:
+        """Learn the total once it is known (for the estimated time left)."""
+        if total != self.total:
+            self.total = total
+            if self._bar is not None:
+                self._bar.total = total
+                self._bar.refresh()
+
     def update(self, n: int = 1) -> None:
         self.count += n
         if self._bar is not None:

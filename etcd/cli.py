@@ -3,7 +3,7 @@
 Run it as ``pyetcdctl`` (the console script) or ``python -m etcd``. The
 commands, flags, output and exit codes are those of ``ETCDCTL_API=2 etcdctl``
 3.4, so scripts written for it keep working; ``dump``, ``load``, ``lock``,
-``elect`` and ``serve`` are new.
+``elect``, ``serve`` and ``migrate`` are new.
 
 Exit codes, one per class of error (the first six are etcdctl's):
 
@@ -295,18 +295,19 @@ def _global_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: global flags, then one sub-parser per command."""
-    from . import _cli_admin, _cli_keys, _cli_tools
+    from . import _cli_admin, _cli_keys, _cli_migrate, _cli_tools
 
     parser = _Parser(
         prog="pyetcdctl",
         description="A command line for etcd: etcdctl v2's commands, plus dump, load, "
-        "lock, elect and serve.",
+        "lock, elect, serve and migrate.",
     )
     _global_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _cli_keys.add_commands(commands)
     _cli_admin.add_commands(commands)
     _cli_tools.add_commands(commands)
+    _cli_migrate.add_commands(commands)
     return parser
 
 

@@ -182,7 +182,7 @@ def test_version_and_help(capsys):
     assert capsys.readouterr().out == f"pyetcdctl version {etcd.__version__}\n"
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("get", "exec-watch", "cluster-health", "dump", "load", "lock", "elect"):
+    for command in ("get", "exec-watch", "cluster-health", "dump", "load", "migrate", "elect"):
         assert command in out
     assert cli.main([]) == 0
     capsys.readouterr()
