@@ -349,14 +349,7 @@ def cmd_elect(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
     from . import testing
 
-    with _signals_raise(), testing.etcd_cluster(size=args.size) as cluster:
-        print(",".join(cluster.client_urls), flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            return 0
-    return 0  # pragma: no cover
+    return testing.serve(port=args.port, enable_v2=not args.no_v2)
 
 
 def add_commands(commands: Any) -> None:
@@ -404,7 +397,8 @@ def add_commands(commands: Any) -> None:
     serve = commands.add_parser(
         "serve",
         help="run a throwaway etcd server",
-        description="run a throwaway etcd (etcd.testing) until Ctrl-C; prints its URLs",
+        description="run a throwaway etcd (etcd.testing.serve) until Ctrl-C or SIGTERM",
     )
     serve.set_defaults(handler=cmd_serve)
-    serve.add_argument("--size", type=int, default=1, help="members (default: 1)")
+    serve.add_argument("--port", type=int, default=2379, help="client port; 0: a free one")
+    serve.add_argument("--no-v2", action="store_true", help="without the v2 API")

@@ -192,10 +192,12 @@ def test_elect_once_and_leadership_changes(run, etcd_client, etcd_prefix, url):
 
 
 def test_serve_runs_a_throwaway_server():
-    argv = [*py_command(), "serve"]
+    argv = [*py_command(), "serve", "--port", "0"]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=clean_env()) as proc:
         try:
-            server_url = read_line(proc).strip()
+            first = read_line(proc)  # "etcd 3.5.1 serving on http://127.0.0.1:N (v2 API on)"
+            assert "(v2 API on)" in first
+            server_url = next(word for word in first.split() if word.startswith("http://"))
             assert server_url.startswith("http://127.0.0.1:")
             host, port = server_url[len("http://") :].rsplit(":", 1)
             with etcd.Client(host=host, port=int(port)) as client:
