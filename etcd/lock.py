@@ -57,8 +57,12 @@ from ._exceptions import (
     EtcdConnectionFailed,
     EtcdEventIndexCleared,
     EtcdException,
+    EtcdInsufficientPermissions,
+    EtcdKeyError,
     EtcdKeyNotFound,
     EtcdLockExpired,
+    EtcdV2ApiDisabled,
+    EtcdValueError,
     EtcdWatcherCleared,
     EtcdWatchTimedOut,
 )
@@ -77,6 +81,8 @@ log = logging.getLogger(__name__)
 CONTEXT_TTL = 30
 #: Look-ups of our own key after a create whose answer was lost.
 _FIND_ATTEMPTS = 3
+#: Answers to a create that say it was refused, so that no key can exist.
+_REFUSED = (EtcdKeyError, EtcdValueError, EtcdInsufficientPermissions, EtcdV2ApiDisabled)
 
 
 class _Default:
@@ -340,6 +346,8 @@ class Lock:
         self._no_key_for = None  # from here on, a key may exist
         try:
             result = self.client.write(self.path, self._uuid, ttl=lock_ttl or None, append=True)
+        except _REFUSED:
+            raise  # the server said no: there is no key to look for
         except EtcdException as exc:
             if not self._find_own_key(exc):
                 raise

@@ -152,3 +152,14 @@ def test_keepalive_reports_a_deleted_key_at_once():
             alive.stop(delete=False)
     assert isinstance(alive.error, etcd.EtcdKeyNotFound)
     assert len(fake.requests) == 2  # the write and the one refresh that found it gone
+
+
+def test_a_refused_create_raises_at_once_without_looking_for_a_key():
+    refused = Reply.etcd(
+        {"errorCode": 110, "message": "The request requires user authentication"}, 401
+    )
+    with FakeServer(default=refused) as fake, etcd.Client(port=fake.port) as client:
+        with pytest.raises(etcd.EtcdInsufficientPermissions):
+            etcd.Lock(client, "refused").acquire(lock_ttl=10)
+        requests = fake.requests
+    assert [r.method for r in requests] == ["POST"]  # no look-up: the server said no
