@@ -1,5 +1,6 @@
-"""Checks of the arguments of the 0.4.5 key-space methods (compat §11 i).
+"""Checks of the arguments of the 0.4.5 API, made before anything is sent.
 
+**Keyword options** of ``read``, ``write`` and ``delete`` (compat §11 i).
 python-etcd 0.4.5 silently dropped every keyword it did not know. That turned a
 misspelled ``prevvalue=`` into a blind overwrite, but real callers also pass
 harmless extras (``write(..., recursive=True)``) and rely on them being
@@ -12,6 +13,14 @@ ignored. So a keyword that is not an option of the method called is:
    ``delete``), because ignoring it would make a conditional call a blind one;
 3. otherwise ignored, as in 0.4.5, and logged once per name at DEBUG on the
    ``etcd.client`` logger.
+
+**Hosts, TTLs, ``update()``'s argument, keys and text**: a host written as a
+URL or ``"host:port"``, a negative or fractional TTL, an ``update()`` of
+something that is not a result, a key with a ``.`` or ``..`` segment and text
+with a lone surrogate are refused with a message that says what to do. Where
+0.4.5 raised some other class for the same input, the error is an instance of
+that class too (:class:`HostFormError`, :class:`NotAResultError`,
+:class:`NoPreviousNode`), so existing ``except`` clauses still catch it.
 """
 
 from __future__ import annotations
