@@ -43,6 +43,8 @@ __all__ = [
     "check_key",
     "check_options",
     "check_result",
+    "check_settings",
+    "check_sync_interval",
     "check_text",
     "check_ttl",
     "unsendable",
@@ -322,3 +324,78 @@ def unsendable(exc: UnicodeEncodeError) -> EtcdValueError:
     """The error for an option or value whose text UTF-8 cannot encode."""
     text = exc.object if isinstance(exc.object, str) else repr(exc.object)
     return _lone_surrogate(text, "text", exc)
+
+
+# --------------------------------------------------------------------------
+# The constructor's arguments
+
+
+def check_settings(
+    host: Any,
+    port: Any,
+    protocol: Any,
+    read_timeout: Any,
+    pool_size: Any,
+) -> None:
+    """Check the constructor arguments of :class:`etcd.Client` before any I/O.
+
+    :raises EtcdTypeError: an argument of the wrong type.
+    :raises EtcdValueError: an argument out of range.
+    """
+    if isinstance(host, tuple):
+        for pair in host:
+            if (
+                not isinstance(pair, tuple)
+                or len(pair) != 2
+                or not isinstance(pair[0], str)
+                or isinstance(pair[1], bool)
+                or not isinstance(pair[1], int)
+            ):
+                raise EtcdTypeError(
+                    f"host must be a tuple of (host, port) pairs such as "
+                    f"(('10.0.0.1', 2379), ('10.0.0.2', 2379)); got {pair!r} in it"
+                )
+    elif not isinstance(host, str):
+        raise EtcdTypeError(
+            f"host must be a string, or a tuple of (host, port) pairs; "
+            f"got {type(host).__name__} {host!r}"
+        )
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise EtcdTypeError(f"port must be an int, not {type(port).__name__} {port!r}")
+    if not 0 < port < 65536:
+        raise EtcdValueError(f"port must be from 1 to 65535, not {port!r}")
+    if isinstance(host, tuple):
+        for name, pair_port in host:
+            check_host(name, pair_port, in_tuple=True)
+    else:
+        check_host(host, port)
+    if protocol not in ("http", "https"):
+        raise EtcdValueError(f"protocol must be 'http' or 'https', not {protocol!r}")
+    if isinstance(read_timeout, bool) or not isinstance(read_timeout, (int, float)):
+        raise EtcdTypeError(
+            f"read_timeout must be a number of seconds, not {type(read_timeout).__name__}"
+        )
+    if read_timeout < 0:
+        raise EtcdValueError(
+            f"read_timeout must be a number of seconds (0 waits forever), not {read_timeout!r}"
+        )
+    if isinstance(pool_size, bool) or not isinstance(pool_size, int):
+        raise EtcdTypeError(f"per_host_pool_size must be an int, not {pool_size!r}")
+    if pool_size < 1:
+        raise EtcdValueError(f"per_host_pool_size must be a positive integer, not {pool_size!r}")
+
+
+def check_sync_interval(member_sync_interval: Any) -> None:
+    """Check ``member_sync_interval``: a positive number of seconds or ``None``.
+
+    :raises EtcdValueError: anything else.
+    """
+    if member_sync_interval is not None and (
+        isinstance(member_sync_interval, bool)
+        or not isinstance(member_sync_interval, (int, float))
+        or member_sync_interval <= 0
+    ):
+        raise EtcdValueError(
+            "member_sync_interval must be a positive number of seconds or None, "
+            f"not {member_sync_interval!r}"
+        )

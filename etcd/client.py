@@ -36,7 +36,7 @@ import urllib3
 
 from . import _engine, _transport, _v2, _v3_cluster
 from . import members as _members
-from ._checks import check_host
+from ._checks import check_settings, check_sync_interval
 from ._endpoints import Endpoints, discover_srv, format_uri
 from ._engine import KeyProtocol
 from ._exceptions import (
@@ -184,15 +184,7 @@ class Client(KeySpace, _members.Membership):
         if self._v3 is not None:
             self._key_protocol = V3KeySpace(self._v3)
         self._srv_resolver = dns_resolver
-        if member_sync_interval is not None and (
-            isinstance(member_sync_interval, bool)
-            or not isinstance(member_sync_interval, (int, float))
-            or member_sync_interval <= 0
-        ):
-            raise EtcdValueError(
-                "member_sync_interval must be a positive number of seconds or None, "
-                f"not {member_sync_interval!r}"
-            )
+        check_sync_interval(member_sync_interval)
         self._member_sync_interval = (
             member_sync_interval if allow_reconnect and not use_proxies else None
         )
@@ -206,7 +198,7 @@ class Client(KeySpace, _members.Membership):
             host = hosts if allow_reconnect else hosts[0][0]
             if not allow_reconnect:
                 port = hosts[0][1]
-        self._check_settings(host, port, protocol, read_timeout, per_host_pool_size)
+        check_settings(host, port, protocol, read_timeout, per_host_pool_size)
         if isinstance(host, tuple):
             if not allow_reconnect:
                 raise EtcdException(
@@ -265,54 +257,6 @@ class Client(KeySpace, _members.Membership):
         https, hosts = discover_srv(domain, self._srv_resolver)
         self._srv_https = https
         return hosts
-
-    @staticmethod
-    def _check_settings(
-        host: Any, port: Any, protocol: Any, read_timeout: Any, pool_size: Any
-    ) -> None:
-        if isinstance(host, tuple):
-            for pair in host:
-                if (
-                    not isinstance(pair, tuple)
-                    or len(pair) != 2
-                    or not isinstance(pair[0], str)
-                    or isinstance(pair[1], bool)
-                    or not isinstance(pair[1], int)
-                ):
-                    raise EtcdTypeError(
-                        f"host must be a tuple of (host, port) pairs such as "
-                        f"(('10.0.0.1', 2379), ('10.0.0.2', 2379)); got {pair!r} in it"
-                    )
-        elif not isinstance(host, str):
-            raise EtcdTypeError(
-                f"host must be a string, or a tuple of (host, port) pairs; "
-                f"got {type(host).__name__} {host!r}"
-            )
-        if isinstance(port, bool) or not isinstance(port, int):
-            raise EtcdTypeError(f"port must be an int, not {type(port).__name__} {port!r}")
-        if not 0 < port < 65536:
-            raise EtcdValueError(f"port must be from 1 to 65535, not {port!r}")
-        if isinstance(host, tuple):
-            for name, pair_port in host:
-                check_host(name, pair_port, in_tuple=True)
-        else:
-            check_host(host, port)
-        if protocol not in ("http", "https"):
-            raise EtcdValueError(f"protocol must be 'http' or 'https', not {protocol!r}")
-        if isinstance(read_timeout, bool) or not isinstance(read_timeout, (int, float)):
-            raise EtcdTypeError(
-                f"read_timeout must be a number of seconds, not {type(read_timeout).__name__}"
-            )
-        if read_timeout < 0:
-            raise EtcdValueError(
-                f"read_timeout must be a number of seconds (0 waits forever), not {read_timeout!r}"
-            )
-        if isinstance(pool_size, bool) or not isinstance(pool_size, int):
-            raise EtcdTypeError(f"per_host_pool_size must be an int, not {pool_size!r}")
-        if pool_size < 1:
-            raise EtcdValueError(
-                f"per_host_pool_size must be a positive integer, not {pool_size!r}"
-            )
 
     # ------------------------------------------------------------------
     # Settings
