@@ -473,14 +473,16 @@ def machines(client: Client) -> list[str]:
     timeout = _transport.resolve_timeout(None, client._read_timeout)
     failed: list[str] = []
     while True:
-        uri = client._base_uri + client.version_prefix + "/machines"
+        base = client._base_uri  # read once: another thread may fail over meanwhile
+        path = client.version_prefix + "/machines"
+        uri = base + path
         try:
-            response = _machines_once(client, uri, timeout)
+            response = _machines_once(client, base, path, timeout)
             client._handle_server_response(response)
         except _transport.TRANSPORT_ERRORS as exc:
             what = _transport.describe(exc, uri, client._read_timeout)
             log.warning("Cannot ask %s for the members: %s", uri, what)
-            failed.append(f"{client._base_uri}: {what}")
+            failed.append(f"{base}: {what}")
             if _ASK_ONCE.get() or client._endpoints.step() is None:
                 hint = _transport.explain(exc, uri)
                 # 0.4.5's message, then which members were asked and what happened
@@ -495,17 +497,16 @@ def machines(client: Client) -> list[str]:
 
 
 def _machines_once(
-    client: Client, uri: str, timeout: _transport.TimeoutValue
+    client: Client, base: str, path: str, timeout: _transport.TimeoutValue
 ) -> urllib3.BaseHTTPResponse:
     """One ``GET /v2/machines``: through ``http.request`` unless the lean path can send it."""
     http = client.http
     if _wire.usable(http):
-        base = client._base_uri
         answer = _wire.send(
             http,
             base,
             client._MGET,
-            uri[len(base) :],
+            path,
             None,
             json_body=False,
             headers=client._get_headers(),
@@ -517,7 +518,7 @@ def _machines_once(
             return cast(urllib3.BaseHTTPResponse, answer)
     return http.request(
         client._MGET,
-        uri,
+        base + path,
         headers=client._get_headers(),
         timeout=timeout,
         redirect=client._allow_redirect,
