@@ -142,28 +142,25 @@ class V3Protocol:
         )
         return int_field(answer, "ID"), int_field(answer, "TTL")
 
-    def _first_file_above(self, io: Sender, path: str, timeout: float | None) -> str | None:
-        """The first ancestor of *path* that is a file (the cause of error 104), if any."""
-        above = _ancestors(path)
-        if not above:
-            return None
-        answer = self.send(
-            io,
-            "/v3/kv/txn",
-            txn([], [get(self.layout.file(a), keys_only=True) for a in above]),
-            idempotent=True,
-            timeout=timeout,
-        )
-        for ancestor, found in zip(above, responses(answer), strict=False):
-            if _kvs(found):
-                return ancestor
-        return None
-
     def _missing(self, io: Sender, path: str, index: int, timeout: float | None) -> NoReturn:
-        """Raise 104 when a file sits above *path*, else 100."""
-        blocker = self._first_file_above(io, path, timeout)
-        if blocker is not None:
-            _raise(104, "Not a directory", blocker, index)
+        """Raise 104 when a file sits above *path*, else 100 naming, as v2 does, the
+        first part of *path* that does not exist."""
+        above = _ancestors(path)
+        if above:
+            layout = self.layout
+            ops = []
+            for ancestor in above:
+                ops.append(get(layout.file(ancestor), keys_only=True))
+                ops.append(
+                    get(layout.marker(ancestor), layout.end(ancestor), keys_only=True, limit=1)
+                )
+            answer = self.send(io, "/v3/kv/txn", txn([], ops), idempotent=True, timeout=timeout)
+            found = responses(answer)
+            for number, ancestor in enumerate(above):
+                if _kvs(found[2 * number]):
+                    _raise(104, "Not a directory", ancestor, index)
+                if not _kvs(found[2 * number + 1]):
+                    _not_found(ancestor, index)
         _not_found(path, index)
 
     # ------------------------------------------------------------------
@@ -305,7 +302,7 @@ class V3Protocol:
             compares.append(compare("VALUE", k, "EQUAL", prev_value))
         if prev_index is not None:
             compares.append(compare("MOD", k, "EQUAL", prev_index))
-        lease, granted = self._grant(io, ttl, timeout) if ttl else (0, 0)
+        lease, granted = self._grant(io, ttl, timeout) if ttl is not None else (0, 0)
         if is_dir:
             success = [delete(k), put(marker, lease=lease)]
         else:
@@ -449,7 +446,7 @@ class V3Protocol:
         """``POST``: a new key below *path* named after (about) its creation revision."""
         layout = self.layout
         marker, end = layout.marker(path), layout.end(path)
-        lease, granted = self._grant(io, ttl, timeout) if ttl else (0, 0)
+        lease, granted = self._grant(io, ttl, timeout) if ttl is not None else (0, 0)
         chain = [*_ancestors(path), path]
         seen = self._revision
         for _ in range(_APPEND_ATTEMPTS):

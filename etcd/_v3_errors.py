@@ -25,8 +25,15 @@ __all__ = [
 ]
 
 
+# The HTTP status v2 answers each error with, kept in the payload as v2's is.
+_STATUS = {100: 404, 101: 412, 102: 403, 104: 403, 105: 412, 107: 403, 108: 403}
+
+
 def _raise(code: int, message: str, cause: str, index: int) -> NoReturn:
-    EtcdError.handle({"errorCode": code, "message": message, "cause": cause, "index": index})
+    status = _STATUS.get(code, 400)
+    EtcdError.handle(
+        {"errorCode": code, "message": message, "cause": cause, "index": index, "status": status}
+    )
 
 
 def _not_found(path: str, index: int) -> NoReturn:

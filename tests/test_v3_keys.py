@@ -18,6 +18,7 @@ import pytest
 
 import etcd
 
+from .helpers import wait_for
 from .v3_support import raw_keys, raw_put, v3_client, v3_namespace, v3_only_client, v3_only_server
 
 __all__ = ["v3_client", "v3_namespace", "v3_only_client", "v3_only_server"]
@@ -309,10 +310,11 @@ def test_a_directory_ttl_leaves_the_keys_below_it(v3_client):
     assert v3_client.read("/dir").dir  # still a directory: a key lives below it
 
 
-def test_ttl_zero_means_no_ttl(v3_client):
-    # Approximate (docs/v3.rst).
-    assert v3_client.write("/k", "x", ttl=0).ttl is None
-    assert v3_client.read("/k").ttl is None
+def test_ttl_zero_expires_the_key_after_the_minimum_lease(v3_client):
+    # Approximate (docs/v3.rst): v2 expires the key at once, v3 after etcd's minimum TTL.
+    written = v3_client.write("/k", "x", ttl=0)
+    assert written.ttl is not None and written.expiration is not None
+    assert wait_for(lambda: "/k" not in v3_client, timeout=5)
 
 
 def test_raft_index_is_the_revision(v3_client):
