@@ -316,3 +316,21 @@ def test_cluster_health_degraded_and_forever(etcd_cluster_factory, capsys):
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == cli.EXIT_INTERRUPTED
     assert "cluster is degraded\n" in lines
+
+
+def test_api_v3_watch_and_json(run, etcd_prefix):
+    p = f"{etcd_prefix}/v3w"
+    first = run("--api", "v3", "-o", "extended", "set", f"{p}/a", "1").out
+    index = next(line.split()[1] for line in first.splitlines() if line.startswith("Modified"))
+    run("--api", "v3", "set", f"{p}/a", "2")
+    assert run("--api", "v3", "watch", "--after-index", index, f"{p}/a").out == "2\n"
+    got = run("--api", "v3", "-o", "json", "watch", "-r", "--after-index", index, p).out
+    head, doc = got.splitlines()
+    assert head == f"[set] {p}/a"
+    assert json.loads(doc)["prevNode"]["value"] == "1"
+    assert run("--api", "v3", "rm", "-r", p).code == 0
+
+
+def test_insecure_discovery_is_accepted(run, etcd_prefix):
+    run("mkdir", etcd_prefix)
+    assert run("--insecure-discovery", "ls", etcd_prefix).code == 0
