@@ -398,6 +398,7 @@ def add_commands(commands: Any) -> None:
         parser = commands.add_parser(name, help=help, description=help)
         parser.set_defaults(handler=lambda ctx, args: _print_help(parser))
         sub = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", parser_class=_Parser)
+        parser.set_defaults(_commands=sub)
         made = {}
         for sub_name, (handler, sub_help) in subcommands.items():
             child = sub.add_parser(sub_name, help=sub_help, description=sub_help)

@@ -312,6 +312,16 @@ def cmd_lock(ctx: Context, args: argparse.Namespace) -> int:
     return code if code >= 0 else 128 - code
 
 
+_OUTPUT_LOCK = threading.Lock()
+
+
+def _say(line: str) -> None:
+    """Print one whole line, even while another thread prints too."""
+    with _OUTPUT_LOCK:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 def cmd_elect(ctx: Context, args: argparse.Namespace) -> int:
     from .election import Election
 
@@ -322,15 +332,16 @@ def cmd_elect(ctx: Context, args: argparse.Namespace) -> int:
 
     def follow() -> None:
         for leader in observer:
-            print(f"leader: {leader if leader is not None else '(none)'}", flush=True)
+            _say(f"leader: {leader if leader is not None else '(none)'}")
             printed.set()
 
     thread = threading.Thread(target=follow, name="pyetcdctl-elect", daemon=True)
+
     with _signals_raise():
         try:
             thread.start()
             election.campaign()
-            print(f"elected: {election.value}", flush=True)
+            _say(f"elected: {election.value}")
             if args.once:
                 return 0
             while not election.lost.wait(1.0):

@@ -29,6 +29,7 @@ No error of etcd or of the connection prints a traceback; ``--debug`` does.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -293,6 +294,54 @@ def _global_options(parser: argparse.ArgumentParser) -> None:
     add("--version", "-v", action="store_true", help="print the version")
 
 
+#: Commands whose trailing arguments are another command line, kept as given.
+_VERBATIM = frozenset({"exec-watch", "lock"})
+
+
+def _takes_value(parser: argparse.ArgumentParser, arg: str) -> bool:
+    action = parser._option_string_actions.get(arg)
+    return action is not None and action.nargs != 0 and "=" not in arg
+
+
+def _flags_first(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """Move a command's flags before its arguments, as etcdctl's parser does.
+
+    ``set /k --ttl 5 v`` then means ``set --ttl 5 /k v``; everything after
+    ``--`` stays an argument.
+    """
+    at = 0
+    while at < len(argv) and argv[at].startswith("-") and argv[at] not in ("-", "--"):
+        at += 2 if _takes_value(parser, argv[at]) else 1
+    command: argparse.ArgumentParser | None = parser
+    while command is not None and at < len(argv):
+        commands = command.get_default("_commands")
+        if commands is None or argv[at] not in commands.choices:
+            break
+        if argv[at] in _VERBATIM:
+            return argv
+        command = commands.choices[argv[at]]
+        at += 1
+    if command is None or command is parser:
+        return argv
+    flags: list[str] = []
+    rest: list[str] = []
+    index = at
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            rest.extend(argv[index:])
+            break
+        if arg.startswith("-") and arg != "-":
+            flags.append(arg)
+            if _takes_value(command, arg) and index + 1 < len(argv):
+                flags.append(argv[index + 1])
+                index += 1
+        else:
+            rest.append(arg)
+        index += 1
+    return argv[:at] + flags + rest
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: global flags, then one sub-parser per command."""
     from . import _cli_admin, _cli_keys, _cli_migrate, _cli_tools
@@ -304,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _global_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser.set_defaults(_commands=commands)
     _cli_keys.add_commands(commands)
     _cli_admin.add_commands(commands)
     _cli_tools.add_commands(commands)
@@ -318,7 +368,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     try:
-        args, extras = parser.parse_known_args(argv)
+        argv = list(sys.argv[1:] if argv is None else argv)
+        args, extras = parser.parse_known_args(_flags_first(parser, argv))
         # etcdctl ignores surplus arguments, but not unknown flags
         unknown = [arg for arg in extras if arg.startswith("-") and arg != "-"]
         if unknown:
@@ -354,5 +405,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_SERVER_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # "pyetcdctl ls | head": the reader has gone, as SIGPIPE would
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
     finally:
         ctx.close()

@@ -334,3 +334,11 @@ def test_api_v3_watch_and_json(run, etcd_prefix):
 def test_insecure_discovery_is_accepted(run, etcd_prefix):
     run("mkdir", etcd_prefix)
     assert run("--insecure-discovery", "ls", etcd_prefix).code == 0
+
+
+def test_flags_after_arguments_and_double_dash(run, etcd_client, etcd_prefix):
+    p = etcd_prefix
+    assert run("set", f"{p}/late", "--ttl", "50", "v").out == "v\n"
+    assert etcd_client.read(f"{p}/late").ttl is not None
+    assert run("ls", p, "--sort", "-p").out == f"{p}/late\n"
+    assert run("set", "--", f"{p}/dash", "--ttl").out == "--ttl\n"

@@ -173,22 +173,40 @@ def test_lock_is_released_on_sigterm(etcd_client, etcd_prefix, url):
     assert [leaf.key for leaf in leaves] == [f"{locks}/job"]  # only the empty directory
 
 
-def test_elect_once_and_leadership_changes(run, etcd_client, etcd_prefix, url):
+def _spawn(argv):
+    return subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env()
+    )
+
+
+def _reap(*procs):
+    for proc in procs:
+        if proc is None:
+            continue
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def test_elect_once_and_leadership_changes(etcd_prefix, url):
     elections = f"{etcd_prefix}/el"
-    first = [*py_command(), "--endpoints", url, "elect", "--lock-prefix", elections, "job", "a"]
-    with subprocess.Popen(first, stdout=subprocess.PIPE, text=True, env=clean_env()) as leader:
+    base = [*py_command(), "--endpoints", url, "elect", "--lock-prefix", elections, "job"]
+    leader = _spawn([*base, "a"])
+    other = None
+    try:
         lines = collect_lines(leader)
-        assert wait_for(lambda: "elected: a\n" in lines, timeout=20), lines
-        second = [*py_command(), "--endpoints", url, "elect", "--once"]
-        second += ["--lock-prefix", elections, "job", "b"]
-        with subprocess.Popen(second, stdout=subprocess.PIPE, text=True, env=clean_env()) as other:
-            assert read_line(other) == "leader: a\n"
-            leader.send_signal(signal.SIGINT)
-            assert leader.wait(timeout=20) == 0
-            out, _ = other.communicate(timeout=30)
-        assert other.returncode == 0
+        assert wait_for(lambda: "elected: a\n" in lines, timeout=30), lines
+        other = _spawn([*base, "--once", "b"])
+        first = read_line(other)
+        assert first == "leader: a\n", (first, other.poll())
+        leader.send_signal(signal.SIGINT)
+        assert leader.wait(timeout=30) == 0
+        out, err = other.communicate(timeout=30)
+        assert other.returncode == 0, err
         assert "elected: b" in out
-    assert wait_for(lambda: "leader: a\n" in lines)
+        assert "leader: a\n" in lines
+    finally:
+        _reap(leader, other)
 
 
 def test_serve_runs_a_throwaway_server():
