@@ -43,6 +43,7 @@ import urllib3
 
 from . import _transport, _wire
 from ._exceptions import (
+    EtcdBadResponse,
     EtcdClusterIdChanged,
     EtcdConnectionFailed,
     EtcdException,
@@ -364,36 +365,60 @@ def _send_once(
             timeout=_wire.seconds(timeout),
             retries=client._retries,
             on_headers=functools.partial(_check_cluster_id, client),
+            max_bytes=client._max_response_size,
         )
         if answer is not None:
             # it has what compat §10.1 asks of a response: status, data, headers ...
             return cast(urllib3.BaseHTTPResponse, answer)
-    if request.json_body:
-        headers["Content-Type"] = "application/json"
-        response = http.urlopen(method, url, body=json.dumps(params), **kw)
-    elif method == "GET" or method == "DELETE":
-        if params or type(http) is not urllib3.PoolManager or "request" in vars(http):
-            response = http.request(method, url, fields=params, **kw)
+    try:
+        if request.json_body:
+            headers["Content-Type"] = "application/json"
+            response = http.urlopen(method, url, body=json.dumps(params), **kw)
+        elif method == "GET" or method == "DELETE":
+            if params or type(http) is not urllib3.PoolManager or "request" in vars(http):
+                response = http.request(method, url, fields=params, **kw)
+            else:
+                # what request() would do without fields, minus two calls
+                response = http.urlopen(method, url, **kw)
         else:
-            # what request() would do without fields, minus two calls
-            response = http.urlopen(method, url, **kw)
-    else:
-        response = http.request_encode_body(
-            method, url, fields=params, encode_multipart=False, **kw
-        )
+            response = http.request_encode_body(
+                method, url, fields=params, encode_multipart=False, **kw
+            )
+    except ValueError as exc:
+        if not _from_urllib3(exc, http):
+            raise
+        # for example a redirect to an invalid URL, which urllib3 leaks as a ValueError
+        raise EtcdBadResponse(
+            f"urllib3 could not send {method} {url} or follow the answer: {exc}"
+        ) from exc
     try:
         _check_cluster_id(client, response)
+        _wire.refuse_unwanted(response, url, client._max_response_size)
         try:
             response.data  # noqa: B018 - read the body while its errors are transport errors
         except _transport.TRANSPORT_ERRORS as exc:
             _transport.remember_headers(exc, getattr(response, "headers", {}))
             raise
+        except ValueError as exc:  # http.client's, for a negative chunk size
+            if not _from_urllib3(exc, http):
+                raise
+            response.close()  # its connection is in an unknown state
+            broken = urllib3.exceptions.ProtocolError(f"the answer broke HTTP: {exc}", exc)
+            _transport.remember_headers(broken, getattr(response, "headers", {}))
+            raise broken from exc
     finally:
         # a test double written for 0.4.5 may lack it (compat §10.2)
         release = getattr(response, "release_conn", None)
         if release is not None:
             release()
     return response
+
+
+def _from_urllib3(exc: ValueError, http: Any) -> bool:
+    """Whether *exc* is a bare ValueError that urllib3 or http.client let through."""
+    return isinstance(http, urllib3.PoolManager) and not isinstance(
+        exc, (EtcdException, urllib3.exceptions.HTTPError)
+    )
 
 
 def _check_cluster_id(client: Client, response: _transport.HTTPAnswer) -> None:
@@ -513,6 +538,7 @@ def _machines_once(
             timeout=_wire.seconds(timeout),
             retries=client._retries,
             on_headers=_no_check,
+            max_bytes=client._max_response_size,
         )
         if answer is not None:
             return cast(urllib3.BaseHTTPResponse, answer)

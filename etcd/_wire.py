@@ -43,6 +43,7 @@ from urllib3.exceptions import ProtocolError, ReadTimeoutError, SSLError
 from urllib3.util import parse_url
 from urllib3.util.ssltransport import SSLTransport
 
+from ._answer import REDIRECTS, Headers, Response, compressed, refuse_unwanted, too_large
 from ._exceptions import EtcdBadResponse, EtcdException
 from ._transport import EtcdPoolManager, remember_headers
 
@@ -51,7 +52,7 @@ try:  # the class urllib3 raises for a host-name mismatch when ssl's own check i
 except ImportError:  # pragma: no cover - urllib3 layouts without it
     CertificateError = ValueError  # type: ignore[assignment,misc]
 
-__all__ = ["Headers", "Response", "seconds", "send", "usable"]
+__all__ = ["Headers", "Response", "refuse_unwanted", "seconds", "send", "usable"]
 
 #: Headers of one answer may not exceed this (http.client allows 100 lines of 64 KiB).
 MAX_HEAD_BYTES = 65536
@@ -59,7 +60,6 @@ _MAX_HEADER_LINES = 100
 _MAX_LINE = 8192
 #: A socket wait may overrun the deadline by this much before its timeout is tightened.
 _SLACK = 0.25
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _FIRST_READ = 65536
 _BIG_READ = 1 << 20
 _USER_AGENT = f"python-urllib3/{getattr(urllib3, '__version__', '2')}"
@@ -76,83 +76,6 @@ _REQUEST = urllib3.PoolManager.request
 _REQUEST_ENCODE_BODY = urllib3.PoolManager.request_encode_body
 _URLOPEN = urllib3.PoolManager.urlopen
 _OVERRIDES = ("request", "request_encode_body", "urlopen")
-
-
-class Headers(dict[str, str]):
-    """The headers of an answer, by lower-case name; lookups ignore case.
-
-    Repeated headers are joined with ``", "``, as urllib3's ``HTTPHeaderDict`` does.
-    """
-
-    def __getitem__(self, name: str) -> str:
-        return dict.__getitem__(self, name.lower())
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and dict.__contains__(self, name.lower())
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return dict.get(self, name.lower(), default)
-
-    def getlist(self, name: str) -> list[str]:
-        """The values of *name*, split where repeats were joined."""
-        value = dict.get(self, name.lower())
-        return [] if value is None else [part.strip() for part in value.split(",")]
-
-
-class Response:
-    """An answer read by the lean path, with the parts of urllib3's response callers use.
-
-    :ivar status: the HTTP status.
-    :ivar reason: the reason phrase.
-    :ivar version: ``11`` or ``10``, as urllib3 reports HTTP/1.1 and HTTP/1.0.
-    :ivar headers: the headers (:class:`Headers`, case-insensitive).
-    :ivar data: the whole body.
-    """
-
-    __slots__ = ("data", "headers", "reason", "status", "url", "version")
-
-    def __init__(self, status: int, reason: str, version: int, headers: Headers, url: str) -> None:
-        self.status = status
-        self.reason = reason
-        self.version = version
-        self.headers = headers
-        self.url = url
-        self.data = b""
-
-    def getheader(self, name: str, default: str | None = None) -> str | None:
-        """The value of header *name* (any case), as python-etcd 0.4.5 read headers."""
-        value: str | None = self.headers.get(name, default)
-        return value
-
-    def getheaders(self) -> Headers:
-        return self.headers
-
-    def get_redirect_location(self) -> str | bool | None:
-        """The ``Location`` of a redirect, ``False`` for other statuses (as urllib3)."""
-        if self.status in _REDIRECTS:
-            location: str | None = self.headers.get("location")
-            return location
-        return False
-
-    def json(self) -> Any:
-        """The body decoded as JSON."""
-        return json.loads(self.data)
-
-    def release_conn(self) -> None:
-        """Nothing to release: the connection went back to the pool with the last byte."""
-
-    def drain_conn(self) -> None:
-        """Nothing to drain: the body is read."""
-
-    def close(self) -> None:
-        """Nothing to close: the connection went back to the pool with the last byte."""
-
-    @property
-    def closed(self) -> bool:
-        return True
-
-    def __repr__(self) -> str:
-        return f"<etcd response {self.status} {self.reason} from {self.url}>"
 
 
 def usable(http: Any) -> TypeGuard[EtcdPoolManager]:
@@ -268,7 +191,7 @@ def send(
         exchange = _Exchange(route, method, base + path, deadline, timeout, retries, max_bytes)
         response = exchange.run(request, redirects > 0, on_headers)
         location = response.headers.get("location") if redirects > 0 else None
-        if location is None or response.status not in _REDIRECTS:
+        if location is None or response.status not in REDIRECTS:
             return response
         redirects -= 1
         base, path = _redirect_target(response, base + path, location)
@@ -373,7 +296,7 @@ class _Exchange:
             response = self._read_head()
             self.response = response
             status = response.status
-            if not (may_redirect and status in _REDIRECTS and "location" in response.headers):
+            if not (may_redirect and status in REDIRECTS and "location" in response.headers):
                 on_headers(response)
             self._check_encoding(response)
             will_close = self._read_body(response)
@@ -488,19 +411,10 @@ class _Exchange:
     def _check_encoding(self, response: Response) -> None:
         encoding = response.headers.get("content-encoding")
         if encoding and encoding.strip().lower() != "identity":
-            raise EtcdBadResponse(
-                f"{self.url} answered with a compressed body (Content-Encoding: "
-                f"{encoding[:40]}) although the client asks for none; it was refused "
-                "unread, so that a small answer cannot inflate into a huge one. Check "
-                "for a proxy between the client and etcd that compresses answers."
-            )
+            raise EtcdBadResponse(compressed(self.url, encoding))
 
     def _too_large(self, size: int) -> NoReturn:
-        raise EtcdBadResponse(
-            f"{self.url} answered with a body of {'at least ' if size else ''}{size} bytes, "
-            f"more than the client's max_response_size of {self.max_bytes} bytes; it was "
-            "refused. Read less at once (a smaller subtree), or raise max_response_size."
-        )
+        raise EtcdBadResponse(too_large(self.url, size, self.max_bytes))
 
     def _read_body(self, response: Response) -> bool:
         """Read the body into *response*; return whether the connection must close."""

@@ -54,6 +54,9 @@ from ._v3_keyspace import V3KeySpace
 
 __all__ = ["Client"]
 
+#: The largest answer body a client accepts unless told otherwise (256 MiB).
+DEFAULT_MAX_RESPONSE_SIZE = 256 * 1024 * 1024
+
 log = logging.getLogger(__name__)
 
 
@@ -75,7 +78,14 @@ class Client(KeySpace, _members.Membership):
     :param port: the member's client port.
     :param srv_domain: find the members from this domain's DNS SRV records.
     :param version_prefix: the API prefix of the keys, members and stats paths.
-    :param read_timeout: seconds to wait for an answer; 0 waits forever.
+    :param read_timeout: seconds a request may take; 0 waits forever. The
+        limit covers the whole exchange with one member, not each socket
+        wait: connecting, the TLS handshake, sending, the headers and the
+        body all count against it, so a member that answers a byte at a
+        time still ends the call within ``read_timeout`` plus at most one
+        second. A watch's wait for its event counts too. With
+        ``allow_reconnect``, a call that fails over may use this time once
+        per member it tries. A call's own ``timeout`` argument replaces it.
     :param allow_redirect: follow HTTP redirects.
     :param protocol: ``"http"`` or ``"https"``.
     :param cert: a PEM file with the client certificate and its key, or a
@@ -111,6 +121,11 @@ class Client(KeySpace, _members.Membership):
         API (see :doc:`v3`). The two APIs keep separate data.
     :param namespace: with ``api="v3"``, a prefix for every key, such as
         ``"/v2"``, that keeps this client's tree apart from other v3 users.
+    :param max_response_size: the largest answer body accepted, in bytes; a
+        larger one raises :class:`etcd.EtcdBadResponse` before it is read
+        whole. The default, 256 MiB, holds a recursive read of several
+        hundred thousand keys; ``None`` accepts any size. A compressed answer
+        (which the client never asks for) is refused whatever its size.
     :raises EtcdTypeError: an unknown *api*, or a *namespace* without
         ``api="v3"``, or a *host* given as a URL or as ``"host:port"`` (that
         error is also an :class:`etcd.EtcdConnectionFailed`, which python-etcd
@@ -133,6 +148,12 @@ class Client(KeySpace, _members.Membership):
 
     .. versionadded:: 0.5.0
        *api* and *namespace*.
+
+    .. versionadded:: 0.5.0
+       *max_response_size*.
+
+    .. versionchanged:: 0.5.0
+       ``read_timeout`` bounds the whole exchange rather than each socket wait.
     """
 
     _MGET = "GET"
@@ -147,6 +168,7 @@ class Client(KeySpace, _members.Membership):
     _del_conditions: ClassVar[set[str]] = {"prevValue", "prevIndex"}
 
     http: urllib3.PoolManager = None  # type: ignore[assignment]
+    _max_response_size: int | None = DEFAULT_MAX_RESPONSE_SIZE
 
     #: What the key-space methods hand their :class:`~etcd._engine.KeyCall` to.
     _key_protocol: KeyProtocol = _v2.PROTOCOL
@@ -179,8 +201,21 @@ class Client(KeySpace, _members.Membership):
         failover_on_server_error: bool = True,
         api: str = "v2",
         namespace: str = "",
+        max_response_size: int | None = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         self._v3 = _protocol_for(api, namespace)
+        if max_response_size is not None:
+            if isinstance(max_response_size, bool) or not isinstance(max_response_size, int):
+                raise EtcdTypeError(
+                    "max_response_size must be a number of bytes or None (no limit), "
+                    f"not {type(max_response_size).__name__} {max_response_size!r}"
+                )
+            if max_response_size < 1:
+                raise EtcdValueError(
+                    "max_response_size must be a positive number of bytes or None (no limit), "
+                    f"not {max_response_size!r}"
+                )
+        self._max_response_size = max_response_size
         if self._v3 is not None:
             self._key_protocol = V3KeySpace(self._v3)
         self._srv_resolver = dns_resolver

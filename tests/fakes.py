@@ -885,6 +885,32 @@ class FaultProxy:
             return False
         # blackhole: hold everything until the proxy closes
         self._closing.wait()
+@dataclass(frozen=True)
+class Drip:
+    """*head* at once, then *tail* a few bytes at a time, until the server closes.
+
+    :ivar head: bytes sent at once (a status line, complete headers ...).
+    :ivar tail: bytes then sent *step* at a time, one step every *interval* seconds.
+    :ivar repeat: start *tail* again when it is sent (an answer that never ends).
+    """
+
+    head: bytes = b""
+    tail: bytes = b""
+    interval: float = 0.05
+    step: int = 1
+    repeat: bool = False
+
+    def play(self, conn: _Connection, request: Request) -> bool:
+        conn.send(self.head)
+        sent = 0
+        while not conn.closing.wait(self.interval):
+            if sent >= len(self.tail):
+                if not self.repeat:
+                    conn.wait_for_close()
+                    return False
+                sent = 0
+            conn.send(self.tail[sent : sent + self.step])
+            sent += self.step
         return False
 
 
