@@ -885,6 +885,12 @@ class FaultProxy:
             return False
         # blackhole: hold everything until the proxy closes
         self._closing.wait()
+        return False
+
+
+__all__ += ["Drip", "Raw", "ReplyThenClose"]
+
+
 @dataclass(frozen=True)
 class Drip:
     """*head* at once, then *tail* a few bytes at a time, until the server closes.
