@@ -194,7 +194,7 @@ BROKEN = {
     "bad header line": (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "malformed header"),
     "bad length": (b"HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\n", "Content-Length"),
     "two lengths": (b"HTTP/1.1 200 OK\r\nContent-Length: 3, 4\r\n\r\nabcd", "Content-Length"),
-    "short body": (b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n{}", "before the end"),
+    "short body": (b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n{}", "cut off"),
 }
 
 
