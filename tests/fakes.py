@@ -888,11 +888,11 @@ class FaultProxy:
         return False
 
 
-__all__ += ["Drip", "Raw", "ReplyThenClose"]
+__all__ += ["Raw", "ReplyThenClose", "Trickle"]
 
 
 @dataclass(frozen=True)
-class Drip:
+class Trickle:
     """*head* at once, then *tail* a few bytes at a time, until the server closes.
 
     :ivar head: bytes sent at once (a status line, complete headers ...).

@@ -24,7 +24,7 @@ import urllib3
 
 import etcd
 
-from .fakes import Chunked, Drip, FakeServer, Raw, Reply, Responder, etcd_headers
+from .fakes import Chunked, FakeServer, Raw, Reply, Responder, Trickle, etcd_headers
 
 TIMEOUT = 1.0
 NODE = {"key": "/a", "value": "1", "modifiedIndex": 5, "createdIndex": 5}
@@ -37,12 +37,12 @@ _HEAD_OK = (
 
 #: Hostile answers that would each keep a call going for minutes.
 DRIPS = {
-    "headers that never end": Drip(b"HTTP/1.1 200 OK\r\n", b"X-Drip: 1\r\n", repeat=True),
-    "endless 100 Continue": Drip(
+    "headers that never end": Trickle(b"HTTP/1.1 200 OK\r\n", b"X-Drip: 1\r\n", repeat=True),
+    "endless 100 Continue": Trickle(
         b"", b"HTTP/1.1 100 Continue\r\n\r\n", interval=0.01, step=5, repeat=True
     ),
-    "a body at 20 bytes/s": Drip(_HEAD_OK, b'{"action": "get", ' + b" " * 9982),
-    "a chunked body at 20 bytes/s": Drip(
+    "a body at 20 bytes/s": Trickle(_HEAD_OK, b'{"action": "get", ' + b" " * 9982),
+    "a chunked body at 20 bytes/s": Trickle(
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"1\r\nx\r\n", repeat=True
     ),
 }
@@ -92,7 +92,7 @@ def test_a_call_timeout_bounds_the_whole_exchange(drip):
 def test_a_watch_wait_is_bounded_by_its_timeout_whatever_drips():
     # headers at once, then a body that never completes: no event, a timeout
     watch_head = b"HTTP/1.1 200 OK\r\nX-Etcd-Index: 9\r\nTransfer-Encoding: chunked\r\n\r\n"
-    drip = Drip(watch_head, b"1\r\n \r\n", repeat=True)
+    drip = Trickle(watch_head, b"1\r\n \r\n", repeat=True)
     with serving(default=drip) as (_fake, client):
         error = _ends_in_time(lambda: client.watch("/a", timeout=TIMEOUT), TIMEOUT + 1)
     assert isinstance(error, etcd.EtcdWatchTimedOut)
