@@ -329,7 +329,7 @@ def _stream_first_event(
     except _transport.TRANSPORT_ERRORS as exc:
         kind = _transport.classify(exc, watching=True)
         if kind is _transport.FailureKind.WATCH_TIMEOUT:
-            timed_out = EtcdWatchTimedOut(f"Watch timed out: {exc!r}", cause=exc)
+            timed_out = EtcdWatchTimedOut(_transport.watch_timeout_message(exc, base), cause=exc)
             if created_at is not None and (start is None or start > created_at):
                 # synced: nothing happened up to the revision the watch started at
                 timed_out.etcd_index = created_at
