@@ -10,12 +10,22 @@ both), the file wins.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import binascii
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._v3_codec import Layout, int_field, unb64
 
 __all__ = ["dir_node", "file_node", "marker_node"]
+
+# The hot loops below decode base64 inline rather than through unb64(): two
+# calls fewer per key and per value of a listing. a2b_base64(strict_mode=True)
+# accepts exactly what unb64() accepts (3.11+); on a failure, or on 3.10,
+# unb64() is called, which gives the result or raises the typed error.
+_INLINE_B64 = sys.version_info >= (3, 11)
+_a2b: Callable[..., bytes] = binascii.a2b_base64
+_B64_ERRORS = (binascii.Error, TypeError, ValueError)
 
 
 def file_node(layout: Layout, kv: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,9 +84,17 @@ def _file(key: str, kv: Mapping[str, Any]) -> dict[str, Any]:
         modified, created = int(kv["mod_revision"]), int(kv["create_revision"])
     except (KeyError, TypeError, ValueError):  # as int_field: missing is 0, garbage raises
         modified, created = int_field(kv, "mod_revision"), int_field(kv, "create_revision")
+    data = kv.get("value")
+    if data and _INLINE_B64:
+        try:
+            value = _a2b(data, strict_mode=True).decode("utf-8", "replace")
+        except _B64_ERRORS:
+            value = unb64(data)  # raises the typed error
+    else:
+        value = unb64(data)
     return {
         "key": key,
-        "value": unb64(kv.get("value")),
+        "value": value,
         "modifiedIndex": modified,
         "createdIndex": created,
     }
@@ -126,7 +144,14 @@ def dir_node(
     last_parent, last_entry = "", root
     for kv in kvs:
         found = True
-        rest = unb64(kv.get("key"))[cut:]
+        data = kv.get("key")
+        if data and _INLINE_B64:
+            try:
+                rest = _a2b(data, strict_mode=True).decode("utf-8", "replace")[cut:]
+            except _B64_ERRORS:
+                rest = unb64(data)[cut:]  # raises the typed error
+        else:
+            rest = unb64(data)[cut:]
         parent, slash, name = rest.rpartition("/")
         if not slash:  # a file right below the directory, or its own marker
             if name:
