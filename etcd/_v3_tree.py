@@ -78,28 +78,6 @@ def _revisions(entry: _Entry) -> tuple[int, int]:
     return created, modified
 
 
-def _file(key: str, kv: Mapping[str, Any]) -> dict[str, Any]:
-    """The v2 node of the file *key* stored in *kv*."""
-    try:
-        modified, created = int(kv["mod_revision"]), int(kv["create_revision"])
-    except (KeyError, TypeError, ValueError):  # as int_field: missing is 0, garbage raises
-        modified, created = int_field(kv, "mod_revision"), int_field(kv, "create_revision")
-    data = kv.get("value")
-    if data and _INLINE_B64:
-        try:
-            value = _a2b(data, strict_mode=True).decode("utf-8", "replace")
-        except _B64_ERRORS:
-            value = unb64(data)  # raises the typed error
-    else:
-        value = unb64(data)
-    return {
-        "key": key,
-        "value": value,
-        "modifiedIndex": modified,
-        "createdIndex": created,
-    }
-
-
 def _render(entry: _Entry, key: str, depth: int) -> dict[str, Any]:
     """The v2 node of the directory *entry*; *depth* levels of children are included."""
     node: dict[str, Any] = {"key": key, "dir": True}
@@ -117,10 +95,32 @@ def _render(entry: _Entry, key: str, depth: int) -> dict[str, Any]:
             if name.startswith("_"):
                 continue  # hidden, as v2 listings do
             kv = files.get(name)
-            if kv is not None:  # a file and a directory of the same name: the file wins
-                nodes.append(_file(f"{key}/{name}", kv))
-            else:
+            if kv is None:
                 nodes.append(_render(children[name], f"{key}/{name}", depth - 1))
+                continue
+            # a file (it wins over a directory of the same name), built inline: this
+            # runs once per file of a listing
+            try:
+                modified, created = int(kv["mod_revision"]), int(kv["create_revision"])
+            except (KeyError, TypeError, ValueError):  # as int_field: missing is 0, garbage raises
+                modified = int_field(kv, "mod_revision")
+                created = int_field(kv, "create_revision")
+            data = kv.get("value")
+            if data and _INLINE_B64:
+                try:
+                    value = _a2b(data, strict_mode=True).decode("utf-8", "replace")
+                except _B64_ERRORS:
+                    value = unb64(data)  # raises the typed error
+            else:
+                value = unb64(data)
+            nodes.append(
+                {
+                    "key": f"{key}/{name}",
+                    "value": value,
+                    "modifiedIndex": modified,
+                    "createdIndex": created,
+                }
+            )
         if nodes:
             node["nodes"] = nodes
     return node
