@@ -48,7 +48,20 @@ def test_the_quick_start_says_why_it_installs_from_a_checkout():
     quick = section(README, "Quick start")
     assert re.search(r"PyPI still holds\s+the old 0\.4\.5", quick)
     assert "git+" in quick
-    assert "    python3 -m venv .venv\n    .venv/bin/pip install -q '.[test]'\n" in quick
+    assert TEST_COMMAND in quick
+
+
+# The README's test command as the README writes it, over two lines.
+TEST_COMMAND = (
+    "    python3 -m venv .venv && .venv/bin/pip install -q '.[test]' \\\n"
+    "        && .venv/bin/python -m pytest\n"
+)
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    command = " ".join(part.strip() for part in TEST_COMMAND.split("\\\n"))
+    assert f"    {command}\n" in ci
 
 
 def test_quick_start_commands_fit_the_page():
