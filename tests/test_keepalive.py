@@ -50,10 +50,11 @@ def test_refreshing_wakes_no_watcher_and_stop_deletes_the_key(etcd_client, etcd_
     with etcd.KeepAlive(public_only(etcd_client), key, "v", ttl=1, interval=0.2) as alive:
         assert alive.running
         start = etcd_client.read(key)
-        # Five refreshes or more, and not one of them reaches a watcher.
+        # Five refreshes or more (counted by the index) ...
+        assert wait_for(lambda: etcd_client.read(key).modifiedIndex >= start.modifiedIndex + 5)
+        # ... and not one of them reaches a watcher, not even from the history.
         with pytest.raises(etcd.EtcdWatchTimedOut):
-            etcd_client.watch(key, index=start.modifiedIndex + 1, timeout=1.5)
-        assert etcd_client.read(key).modifiedIndex >= start.modifiedIndex + 5
+            etcd_client.watch(key, index=start.modifiedIndex + 1, timeout=1)
         assert alive.error is None and not alive.lost.is_set()
     assert not alive.running
     assert not _exists(etcd_client, key)
