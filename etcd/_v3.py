@@ -35,6 +35,7 @@ from ._v3_codec import (
 from ._v3_errors import (
     _ancestors,
     _bool_option,
+    _compare_failed,
     _expiration,
     _int_option,
     _kvs,
@@ -329,13 +330,7 @@ class V3Protocol:
                 _not_file(path, index)
             if not current:
                 _not_found(path, index)
-            kv = current[0]
-            causes = []
-            if prev_value is not None and unb64(kv.get("value")) != prev_value:
-                causes.append(f"[{prev_value} != {unb64(kv.get('value'))}]")
-            if prev_index is not None and int_field(kv, "mod_revision") != prev_index:
-                causes.append(f"[{prev_index} != {int_field(kv, 'mod_revision')}]")
-            _raise(101, "Compare failed", " ".join(causes), index)
+            _compare_failed(current[0], prev_value, prev_index, index)
         done = responses(answer)
         prev_kv = (done[0].get("prev_kv") if not is_dir else None) or None
         if is_dir:
@@ -552,13 +547,7 @@ class V3Protocol:
                     self._missing(io, path, index, timeout)
                 if in_dir:
                     _not_file(path, index)
-                kv = current[0]
-                causes = []
-                if prev_value is not None and unb64(kv.get("value")) != prev_value:
-                    causes.append(f"[{prev_value} != {unb64(kv.get('value'))}]")
-                if prev_index is not None and int_field(kv, "mod_revision") != prev_index:
-                    causes.append(f"[{prev_index} != {int_field(kv, 'mod_revision')}]")
-                _raise(101, "Compare failed", " ".join(causes), index)
+                _compare_failed(current[0], prev_value, prev_index, index)
             if dir:
                 _raise(108, "Directory not empty", path, index)
             _not_file(path, index)

@@ -11,10 +11,12 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from ._exceptions import EtcdError, EtcdException
+from ._v3_codec import int_field, unb64
 
 __all__ = [
     "_ancestors",
     "_bool_option",
+    "_compare_failed",
     "_expiration",
     "_int_option",
     "_kvs",
@@ -42,6 +44,18 @@ def _not_found(path: str, index: int) -> NoReturn:
 
 def _not_file(path: str, index: int) -> NoReturn:
     _raise(102, "Not a file", path, index)
+
+
+def _compare_failed(
+    kv: Mapping[str, Any], prev_value: str | None, prev_index: int | None, index: int
+) -> NoReturn:
+    """Raise v2's error 101, whose cause shows each condition that did not hold."""
+    causes = []
+    if prev_value is not None and unb64(kv.get("value")) != prev_value:
+        causes.append(f"[{prev_value} != {unb64(kv.get('value'))}]")
+    if prev_index is not None and int_field(kv, "mod_revision") != prev_index:
+        causes.append(f"[{prev_index} != {int_field(kv, 'mod_revision')}]")
+    _raise(101, "Compare failed", " ".join(causes), index)
 
 
 def _validation(code: int, message: str, cause: str) -> NoReturn:

@@ -217,6 +217,13 @@ def _as_client(mixin: Membership) -> Client:
     return cast("Client", mixin)
 
 
+def _stats(membership: Membership, path: str) -> dict[str, Any]:
+    """The statistics at *path*, over whichever protocol the client speaks."""
+    client = _as_client(membership)
+    result: dict[str, Any] = (_v3_cluster.get_json if client._v3 else get_json)(client, path)
+    return result
+
+
 class Membership:
     """The cluster-information and membership API of :class:`etcd.Client`.
 
@@ -260,11 +267,7 @@ class Membership:
 
         .. note:: Each access is a request.
         """
-        client = _as_client(self)
-        result: dict[str, Any] = (_v3_cluster.get_json if client._v3 else get_json)(
-            client, "/stats/self"
-        )
-        return result
+        return _stats(self, "/stats/self")
 
     @property
     def leader_stats(self) -> dict[str, Any]:
@@ -273,11 +276,7 @@ class Membership:
         .. note:: Each access is a request. A follower refuses it with
            ``EtcdException("not current leader : None")``.
         """
-        client = _as_client(self)
-        result: dict[str, Any] = (_v3_cluster.get_json if client._v3 else get_json)(
-            client, "/stats/leader"
-        )
-        return result
+        return _stats(self, "/stats/leader")
 
     @property
     def store_stats(self) -> dict[str, Any]:
@@ -285,11 +284,7 @@ class Membership:
 
         .. note:: Each access is a request.
         """
-        client = _as_client(self)
-        result: dict[str, Any] = (_v3_cluster.get_json if client._v3 else get_json)(
-            client, "/stats/store"
-        )
-        return result
+        return _stats(self, "/stats/store")
 
     @property
     def version(self) -> str | None:
