@@ -290,7 +290,7 @@ class EtcdCluster:
                     )
                 )
             poll.sleep()
-        if self.size > 1 and self.enable_v2:  # the leader is learned from v2 stats
+        if self.size > 1:
             self.leader(timeout=max(0.1, poll.remaining()))
 
     def _report(self, failed: EtcdMember, what: str) -> str:
@@ -325,7 +325,10 @@ class EtcdCluster:
     # -- queries
 
     def leader(self, timeout: float = 10.0) -> EtcdMember:
-        """Return the member that reports ``StateLeader`` in ``/v2/stats/self``.
+        """Return the member that says it is the leader (see :meth:`EtcdMember.is_leader`).
+
+        It asks ``/v2/stats/self``, or the v3 gateway's maintenance status
+        on a cluster started with ``enable_v2=False``.
 
         Polls until exactly one running, unpaused member claims leadership,
         so it can be called right after the old leader was killed.
@@ -341,9 +344,9 @@ class EtcdCluster:
                 if member.paused or not member.is_running():
                     continue
                 started = time.monotonic()
-                stats = member.stats_self(timeout=poll.request_timeout())
+                leads = member.is_leader(timeout=poll.request_timeout())
                 poll.timed(time.monotonic() - started)
-                if stats is not None and stats.get("state") == "StateLeader":
+                if leads:
                     claims.append(member)
             if len(claims) == 1:
                 return claims[0]

@@ -522,6 +522,38 @@ class EtcdMember:
         """
         return _read_tail(self.log_path, lines)
 
+    def is_leader(self, timeout: float = 2.0) -> bool:
+        """Whether this member says it is the leader; ``False`` when it does not answer.
+
+        A member serving the v2 API is asked ``GET /v2/stats/self``; one
+        without it (``enable_v2=False``) is asked the v3 gateway's
+        ``POST /v3/maintenance/status``, whose ``leader`` is then the member's
+        own id.
+
+        :param timeout: request timeout in seconds.
+        :returns: whether it leads.
+        """
+        if self.enable_v2:
+            stats = self.stats_self(timeout=timeout)
+            return stats is not None and stats.get("state") == "StateLeader"
+        try:
+            response = self._http().request(
+                "POST",
+                self.client_url + "/v3/maintenance/status",
+                body=b"{}",
+                headers={"Content-Type": "application/json"},
+                timeout=urllib3.Timeout(connect=timeout, read=timeout),
+                redirect=False,
+            )
+            status = json.loads(response.data)
+        except (urllib3.exceptions.HTTPError, ValueError):
+            return False
+        if response.status != 200 or not isinstance(status, dict):
+            return False
+        header = status.get("header")
+        own = header.get("member_id") if isinstance(header, dict) else None
+        return own is not None and str(status.get("leader")) == str(own)
+
     def stats_self(self, timeout: float = 2.0) -> dict[str, Any] | None:
         """Return ``GET /v2/stats/self``, or ``None`` if the member did not answer with 200.
 

@@ -124,7 +124,8 @@ class V3Protocol:
         answer = self.send(
             io, "/v3/lease/timetolive", {"ID": str(lease)}, idempotent=True, timeout=timeout
         )
-        return int(answer.get("TTL", -1)), int_field(answer, "grantedTTL")
+        # A gone lease says "TTL": "-1"; in its last second the gateway leaves the 0 out.
+        return int(answer.get("TTL", 0)), int_field(answer, "grantedTTL")
 
     def _with_ttl(
         self, io: Sender, node: dict[str, Any], kv: Mapping[str, Any], timeout: float | None

@@ -67,18 +67,24 @@ def leaves(client: etcd.Client, directory: str) -> list[etcd.EtcdResult]:
     return [node for node in listing.leaves if not node.dir]
 
 
-def python_process(member: Any, lock_prefix: str, body: str) -> subprocess.Popen[bytes]:
+def child_client(member: Any, like: etcd.Client) -> str:
+    """Python source making ``client``: a client of *member* speaking as *like* does.
+
+    The child gets *like*'s protocol, namespace and lock prefix, so the keys it
+    writes are the keys the test's ``etcd_client`` reads, over v2 or v3.
+    """
+    options = f"lock_prefix={like.lock_prefix!r}"
+    if like.api != "v2":
+        options += f", api={like.api!r}, namespace={like.namespace!r}"
+    return f"client = etcd.Client(host={member.host!r}, port={member.port}, {options})\n"
+
+
+def python_process(member: Any, like: etcd.Client, body: str) -> subprocess.Popen[bytes]:
     """Start ``python -c`` with ``client`` connected to *member*, then *body*.
 
-    The child's client keeps its locks below *lock_prefix*, as the
-    ``etcd_client`` fixture's does.
+    The child's client speaks as *like* does (see :func:`child_client`).
     """
-    script = (
-        "import sys, time\n"
-        "import etcd\n"
-        f"client = etcd.Client(host={member.host!r}, port={member.port}, "
-        f"lock_prefix={lock_prefix!r})\n" + textwrap.dedent(body)
-    )
+    script = "import sys, time\nimport etcd\n" + child_client(member, like) + textwrap.dedent(body)
     return subprocess.Popen([sys.executable, "-c", script])
 
 

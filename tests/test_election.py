@@ -55,7 +55,7 @@ def test_leadership_passes_on_when_the_leader_dies(etcd_client, etcd_server):
     name = "crash"
     leader = python_process(
         etcd_server.members[0],
-        etcd_client.lock_prefix,
+        etcd_client,
         f"""
         election = etcd.Election(client, {name!r}, value="doomed", ttl={ttl})
         election.campaign()

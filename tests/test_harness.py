@@ -428,6 +428,35 @@ def test_pausing_the_leader_moves_leadership(etcd_cluster_factory):
     assert stats is not None and stats["state"] in ("StateLeader", "StateFollower")
 
 
+def _v3_status(member: EtcdMember) -> dict[str, Any]:
+    response = http.request(
+        "POST",
+        member.client_url + "/v3/maintenance/status",
+        body=b"{}",
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status == 200, response.data
+    answer: dict[str, Any] = json.loads(response.data)
+    return answer
+
+
+def test_the_leader_is_found_without_the_v2_api(etcd_cluster_factory):
+    cluster = etcd_cluster_factory(size=3, enable_v2=False)
+    leader = cluster.leader()
+    assert [m.is_leader() for m in cluster.members].count(True) == 1 and leader.is_leader()
+    # Every member names the leader's own id; a v3 client agrees on its name.
+    assert {_v3_status(m)["leader"] for m in cluster.members} == {
+        _v3_status(leader)["header"]["member_id"]
+    }
+    with etcd.Client(host=leader.host, port=leader.port, api="v3") as client:
+        assert client.get_leader().name == leader.name
+    leader.kill()
+    new_leader = cluster.leader(timeout=15)
+    assert new_leader is not leader and new_leader.is_running()
+    status = _v3_status(new_leader)
+    assert status["leader"] == status["header"]["member_id"]
+
+
 def test_restarted_member_rejoins_with_its_data(etcd_cluster_factory):
     cluster = etcd_cluster_factory(size=3)
     follower = next(m for m in cluster.members if m is not cluster.leader())

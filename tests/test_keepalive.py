@@ -21,7 +21,7 @@ def test_a_key_outlives_its_ttl_while_kept_and_goes_when_the_process_dies(
     key = f"{etcd_prefix}/services/api"
     proc = python_process(
         etcd_server.members[0],
-        etcd_client.lock_prefix,
+        etcd_client,
         f"""
         alive = etcd.KeepAlive(client, {key!r}, "10.0.0.7:8080", ttl={ttl})
         alive.start()

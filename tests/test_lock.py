@@ -73,9 +73,7 @@ def test_eight_processes_count_to_800_under_the_lock(etcd_client, etcd_prefix, e
                 value = int(client.read({counter!r}).value)
                 client.write({counter!r}, str(value + 1))
         """
-    procs = [
-        python_process(etcd_server.members[0], etcd_client.lock_prefix, body) for _ in range(8)
-    ]
+    procs = [python_process(etcd_server.members[0], etcd_client, body) for _ in range(8)]
     try:
         assert [proc.wait(timeout=100) for proc in procs] == [0] * 8
     finally:
@@ -90,7 +88,7 @@ def test_a_killed_holder_is_replaced_within_its_ttl(etcd_client, etcd_prefix, et
     marker = f"{etcd_prefix}/holder"
     holder = python_process(
         etcd_server.members[0],
-        etcd_client.lock_prefix,
+        etcd_client,
         f"""
         lock = etcd.Lock(client, "crash", auto_renew=True)
         lock.acquire(lock_ttl={ttl})
@@ -121,7 +119,7 @@ def test_a_paused_holder_loses_the_lock_and_learns_it(etcd_client, etcd_prefix, 
     token_key, lost_key = f"{etcd_prefix}/token", f"{etcd_prefix}/lost"
     holder = python_process(
         etcd_server.members[0],
-        etcd_client.lock_prefix,
+        etcd_client,
         f"""
         lock = etcd.Lock(client, "pause", auto_renew=True)
         lock.acquire(lock_ttl={ttl})
@@ -198,7 +196,7 @@ def test_a_waiter_with_a_short_ttl_keeps_its_key(etcd_client):
     assert wait_for(lambda: len(_queued(etcd_client, holder)) == 2 and _knows_its_key(waiter))
     queued_key = waiter.lock_key
     # Three TTLs: an unrefreshed key would have expired (and the wait failed).
-    assert not wait_for(lambda: "at" in outcome, timeout=3)
+    assert not wait_for(lambda: "at" in outcome, timeout=3), outcome
     assert _queued(etcd_client, holder) == [holder.lock_key, queued_key]
     holder.release()
     thread.join(timeout=5)

@@ -51,7 +51,6 @@ def test_membership_and_failover_without_v2(etcd_cluster_factory):
         host=((first.host, first.port),), allow_reconnect=True, api="v3", prefer_leader=True
     )
     try:
-        # (the harness finds leaders through v2 statistics: ask the v3 client instead)
         leader = cluster.member(client.get_leader().name)
         assert client.base_uri == leader.client_url
         assert sorted(client.machines) == sorted(m.client_url for m in cluster.members)

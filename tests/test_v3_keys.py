@@ -258,6 +258,22 @@ def test_refresh_at_the_same_ttl_is_silent(v3_client):
     assert v3_client.read("/k").etcd_index == written.etcd_index
 
 
+def test_a_lease_in_its_last_second_is_refreshed_not_lost(etcd_server, v3_client):
+    # The gateway leaves out a remaining TTL of 0: that is not an expired lease.
+    assert etcd_server.members[0].election_timeout <= 666, "needs a minimum lease of 1 s"
+
+    def refreshed_in_time() -> bool:
+        written = v3_client.write("/short", "x", ttl=1)
+        try:
+            refreshed = v3_client.refresh("/short", ttl=1)
+        except etcd.EtcdKeyNotFound:
+            return False  # over a second passed on a busy machine (or the bug): again
+        assert refreshed.modifiedIndex == written.modifiedIndex and refreshed.ttl == 1
+        return True
+
+    assert wait_for(refreshed_in_time, timeout=10)
+
+
 def test_refresh_to_another_ttl_makes_a_revision(v3_client):
     # Approximate (docs/v3.rst): a new lease is attached with a put that keeps the value.
     written = v3_client.write("/k", "x", ttl=30)

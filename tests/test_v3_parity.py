@@ -9,9 +9,7 @@ passing fails the run (``strict``), so the table stays true.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -19,7 +17,7 @@ import etcd
 from etcd.testing import EtcdCluster
 
 from . import test_keys
-from .v3_support import unique_namespace, wipe
+from .v3_support import collect_again, unique_namespace, wipe
 
 _DIFFERENT = {
     "test_refresh_does_not_wake_a_watcher": "refresh to another TTL makes a revision",
@@ -29,22 +27,7 @@ _DIFFERENT = {
 }
 
 
-def _again(test: Callable[..., Any]) -> Callable[..., Any]:
-    """A new function running *test*: marking it leaves the original unmarked."""
-
-    @functools.wraps(test)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        return test(*args, **kwargs)
-
-    return run
-
-
-for _name in dir(test_keys):
-    if _name.startswith("test_"):
-        _test = _again(getattr(test_keys, _name))
-        if _name in _DIFFERENT:
-            _test = pytest.mark.xfail(reason=_DIFFERENT[_name], strict=True)(_test)
-        globals()[_name] = _test
+collect_again(test_keys, globals(), _DIFFERENT)
 
 
 @pytest.fixture

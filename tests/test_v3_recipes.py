@@ -1,51 +1,21 @@
-"""etcd.Lock, KeepAlive and Election, unchanged, on a client made with ``api="v3"``."""
+"""etcd.Lock, KeepAlive and Election, unchanged, on a client made with ``api="v3"``.
+
+The recipes' own test modules run over v3 as well (``test_v3_parity_recipes.py``),
+including the 8 processes counting to 800 under a lock.
+"""
 
 from __future__ import annotations
 
 import queue
-import subprocess
-import sys
-import textwrap
 from typing import Any
 
 import etcd
 
 from .helpers import call_in_thread, consume_in_thread, wait_for
-from .recipes_support import kill, public_only
+from .recipes_support import public_only
 from .v3_support import v3_client, v3_namespace
 
 __all__ = ["v3_client", "v3_namespace"]
-
-
-def _v3_process(client: etcd.Client, namespace: str, body: str) -> subprocess.Popen[bytes]:
-    """``python -c`` with a v3 ``client`` in *namespace*, then *body*."""
-    script = (
-        "import sys, time\n"
-        "import etcd\n"
-        f"client = etcd.Client(host={client.host!r}, port={client.port}, api='v3', "
-        f"namespace={namespace!r}, lock_prefix={client.lock_prefix!r})\n" + textwrap.dedent(body)
-    )
-    return subprocess.Popen([sys.executable, "-c", script])
-
-
-def test_eight_processes_count_to_800_under_the_lock(v3_client, v3_namespace):
-    v3_client.write("/counter", "0")
-    body = """
-        lock = etcd.Lock(client, "counter", ttl=30)
-        for _ in range(100):
-            with lock:
-                # A plain read-then-write: only the lock keeps increments apart.
-                value = int(client.read("/counter").value)
-                client.write("/counter", str(value + 1))
-        """
-    procs = [_v3_process(v3_client, v3_namespace, body) for _ in range(8)]
-    try:
-        assert [proc.wait(timeout=110) for proc in procs] == [0] * 8
-    finally:
-        for proc in procs:
-            kill(proc)
-    assert v3_client.read("/counter").value == "800"
-    assert not [n for n in v3_client.read("/_locks", recursive=True).leaves if not n.dir]
 
 
 def test_a_waiter_gets_the_lock_when_the_holder_releases(v3_client):

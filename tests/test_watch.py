@@ -17,14 +17,21 @@ from etcd.watch import Snapshot
 
 from .fakes import FakeServer, Reply, dropped_watch
 from .helpers import consume_in_thread, established_to, wait_for
+from .recipes_support import child_client
 
 
-def _writer_process(member: Any, prefix: str, count: int) -> subprocess.Popen[bytes]:
-    """Start a process that makes *count* changes under *prefix*: sets, and some deletes."""
-    script = textwrap.dedent(
-        f"""
-        import etcd
-        client = etcd.Client(host={member.host!r}, port={member.port})
+def _writer_process(
+    member: Any, like: etcd.Client, prefix: str, count: int
+) -> subprocess.Popen[bytes]:
+    """Start a process that makes *count* changes under *prefix*: sets, and some deletes.
+
+    Its client speaks as *like* does (protocol and namespace).
+    """
+    script = (
+        "import etcd\n"
+        + child_client(member, like)
+        + textwrap.dedent(
+            f"""
         for i in range({count}):
             key = "{prefix}/k%d" % (i % 37)
             if i % 11 == 10:
@@ -35,6 +42,7 @@ def _writer_process(member: Any, prefix: str, count: int) -> subprocess.Popen[by
             else:
                 client.write(key, str(i))
         """
+        )
     )
     return subprocess.Popen([sys.executable, "-c", script])
 
@@ -64,7 +72,7 @@ def test_history_overrun_in_strict_mode_raises_with_the_resume_index(
     watcher = etcd_client.watcher(f"{etcd_prefix}/tree", recursive=True, index=first.modifiedIndex)
     assert next(watcher).modifiedIndex == first.modifiedIndex
     # The deliberately slow watcher: it waits for the whole burst of 5,000 changes.
-    writer = _writer_process(etcd_server.members[0], f"{etcd_prefix}/tree", 5000)
+    writer = _writer_process(etcd_server.members[0], etcd_client, f"{etcd_prefix}/tree", 5000)
     assert writer.wait(timeout=120) == 0
     final = etcd_client.read(f"{etcd_prefix}/tree", recursive=True)
     with pytest.raises(etcd.EtcdEventIndexCleared) as info:
@@ -78,7 +86,7 @@ def test_history_overrun_in_strict_mode_raises_with_the_resume_index(
 def test_history_overrun_in_snapshot_mode_converges(etcd_client, etcd_prefix, etcd_server):
     tree = f"{etcd_prefix}/tree"
     first = etcd_client.write(f"{tree}/start", "0")
-    writer = _writer_process(etcd_server.members[0], tree, 5000)
+    writer = _writer_process(etcd_server.members[0], etcd_client, tree, 5000)
     state: dict[str, str] = {f"{tree}/start": "0"}
     indexes: list[int] = [first.modifiedIndex or 0]
     snapshots: list[Snapshot] = []

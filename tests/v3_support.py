@@ -7,10 +7,13 @@ and the whole namespace is deleted afterwards through the raw gateway.
 from __future__ import annotations
 
 import base64
+import functools
+import inspect
 import json
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, MutableMapping
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -20,6 +23,47 @@ import etcd
 from etcd.testing import EtcdCluster
 
 _pool = urllib3.PoolManager(retries=False)
+
+
+def collect_again(
+    module: ModuleType,
+    into: MutableMapping[str, Any],
+    different: dict[str, str],
+    skipped: dict[str, str] | None = None,
+    prefix: str = "",
+) -> None:
+    """Collect every test of *module* that takes ``etcd_client`` again, into *into*.
+
+    *into* is the ``globals()`` of a test module whose ``etcd_client`` fixture
+    gives a v3 client. A test named in *different* is a strict xfail with that
+    reason (a row of docs/v3.rst), so it fails the run once it starts to pass;
+    one named in *skipped* is not run, for that reason (names as collected
+    here, with *prefix*). Tests without an
+    ``etcd_client`` argument would run unchanged over v2 and are left out.
+    Each is collected as ``test_`` + *prefix* + the rest of its name.
+    """
+    for name in dir(module):
+        test = getattr(module, name)
+        if not name.startswith("test_") or "etcd_client" not in inspect.signature(test).parameters:
+            continue
+        again = _again(test)  # keeps the marks of *test*, such as parametrize
+        again_name = "test_" + prefix + name[len("test_") :]
+        if again_name in different:
+            again = pytest.mark.xfail(reason=different[again_name], strict=True)(again)
+        if skipped and again_name in skipped:
+            again = pytest.mark.skip(reason=skipped[again_name])(again)
+        assert again_name not in into, f"{again_name} is collected twice"
+        into[again_name] = again
+
+
+def _again(test: Callable[..., Any]) -> Callable[..., Any]:
+    """A new function running *test*: marking it leaves the original unmarked."""
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return test(*args, **kwargs)
+
+    return run
 
 
 def b64(text: str) -> str:
