@@ -99,6 +99,13 @@ class Response:
         return f"<etcd response {self.status} {self.reason} from {self.url}>"
 
 
+def _declared_size(length: object) -> int:
+    """A Content-Length as a number; -1 when absent or not plain decimal digits."""
+    if isinstance(length, str) and (digits := length.strip()).isdecimal():
+        return int(digits)
+    return -1
+
+
 def refuse_unwanted(response: Any, url: str, max_bytes: int | None) -> None:
     """Refuse, before its body is read, an answer urllib3 received that is compressed or
     announces a body over *max_bytes*; answers without headers (test doubles) pass.
@@ -113,8 +120,8 @@ def refuse_unwanted(response: Any, url: str, max_bytes: int | None) -> None:
     length = headers.get("content-length")
     if encoding and encoding.strip().lower() != "identity":
         problem = compressed(url, encoding)
-    elif max_bytes is not None and length and length.strip().isdigit() and int(length) > max_bytes:
-        problem = too_large(url, int(length), max_bytes)
+    elif max_bytes is not None and _declared_size(length) > max_bytes:
+        problem = too_large(url, _declared_size(length), max_bytes)
     if problem is None:
         return
     close = getattr(response, "close", None)

@@ -221,7 +221,7 @@ def check_host(host: str, port: int, *, in_tuple: bool = False) -> None:
         return
     advice = ""
     if name:
-        use_port = int(given_port) if given_port and given_port.isdigit() else port
+        use_port = int(given_port) if given_port and given_port.isdecimal() else port
         if in_tuple:
             advice = f" Use the pair ({name!r}, {use_port})"
         else:

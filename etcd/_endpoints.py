@@ -116,8 +116,12 @@ class Endpoints:
                 return None, self.base
             candidates = [uri for uri in self.others if uri not in tried]
             if not candidates:
-                self.others = [u for u in self.seeds if u != self.base]
-                candidates = [uri for uri in self.others if uri not in tried]
+                # re-seed from the user's hosts, but keep the learned members
+                # when the seeds offer nothing new either
+                reseeded = [u for u in self.seeds if u != self.base]
+                candidates = [uri for uri in reseeded if uri not in tried]
+                if candidates:
+                    self.others = reseeded
             if not candidates:
                 raise LookupError("every member was tried")
             old, new = self.base, candidates[-1]

@@ -65,6 +65,8 @@ _BIG_READ = 1 << 20
 _USER_AGENT = f"python-urllib3/{getattr(urllib3, '__version__', '2')}"
 # What urllib3 would send unchanged: anything else goes through urllib3.
 _PLAIN_PATH = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-F]{2})*")
+# A whole "." or ".." segment, which urllib3 would remove (RFC 3986 section 5.2.4).
+_DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEADER_VALUE = re.compile(r"[^\x00-\x1f\x7f]*")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
@@ -172,7 +174,7 @@ def send(
     elif params:
         body = urllib.parse.urlencode(params).encode("utf-8")
         content_type = "application/x-www-form-urlencoded"
-    if not _PLAIN_PATH.fullmatch(path.partition("?")[0]) or "/." in path:
+    if not _PLAIN_PATH.fullmatch(bare := path.partition("?")[0]) or _DOT_SEGMENT.search(bare):
         return None  # urllib3 would normalise it
     extra = dict(headers)
     if content_type is not None:

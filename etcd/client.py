@@ -49,7 +49,7 @@ from ._exceptions import (
 from ._keyspace import KeySpace
 from ._result import EtcdResult, decode_v2_answer
 from ._v3 import V3Protocol
-from ._v3_codec import decode_answer
+from ._v3_codec import decode_answer, int_field
 from ._v3_keyspace import V3KeySpace
 
 __all__ = ["Client"]
@@ -115,7 +115,9 @@ class Client(KeySpace, _members.Membership):
     :param failover_on_server_error: with ``allow_reconnect``, a read (or a
         write marked ``idempotent``) that a member answers with a 5xx status
         (no leader, a raft timeout, a failing proxy) is tried on the next
-        member, after a short backoff; other requests raise the error.
+        member, after a short backoff; other requests raise the error. With
+        ``api="v3"`` the gateway's answer decides the error and server errors
+        are raised at once.
     :param api: ``"v2"`` speaks etcd's v2 API; ``"v3"`` carries the same calls
         over etcd's v3 JSON gateway, for etcd 3.6 and later, which have no v2
         API (see :doc:`v3`). The two APIs keep separate data.
@@ -576,7 +578,7 @@ class Client(KeySpace, _members.Membership):
             answer = decode_answer(response.status, response.data)
         header = answer.get("header")
         if isinstance(header, Mapping) and header.get("cluster_id"):
-            _engine.learn_cluster_id(self, format(int(header["cluster_id"]), "x"), response)
+            _engine.learn_cluster_id(self, format(int_field(header, "cluster_id"), "x"), response)
         return answer
 
     def _handle_server_response(

@@ -411,6 +411,7 @@ def test_bad_constructor_input_is_refused_before_any_io(kwargs):
         ("127.0.0.1:2379", "Use host='127.0.0.1', port=2379."),
         ("[::1]:2379", "Use host='::1', port=2379."),
         ("etcd.example.com/v2", ""),
+        ("etcd.example.com:\u00b2", "Use host='etcd.example.com', port=4001."),  # not a port
         ("", ""),
     ],
 )

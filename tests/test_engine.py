@@ -40,6 +40,15 @@ def test_fail_over_reseeds_then_gives_up():
         endpoints.fail_over({A: OSError(), B: OSError()})
 
 
+def test_a_failed_reseed_keeps_the_learned_members():
+    endpoints = Endpoints((A,), ())
+    endpoints.learn([A, B, C])
+    with pytest.raises(LookupError):
+        endpoints.fail_over({A: OSError(), B: OSError(), C: OSError()})
+    # the seeds offered no other member: the members learned from the cluster stay known
+    assert endpoints.snapshot() == (A, (B, C))
+
+
 def test_learning_a_member_list_never_moves_the_current_member():
     endpoints = Endpoints((A, B, C), (B, C))
     endpoints.fail_over({A: OSError()})
