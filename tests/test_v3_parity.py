@@ -9,15 +9,10 @@ passing fails the run (``strict``), so the table stays true.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-import etcd
-from etcd.testing import EtcdCluster
-
 from . import test_keys
-from .v3_support import collect_again, unique_namespace, wipe
+from .v3_support import collect_again, v3_parity_client
+
+__all__ = ["v3_parity_client"]  # the v3 etcd_client fixture of these tests
 
 _DIFFERENT = {
     "test_refresh_does_not_wake_a_watcher": "refresh to another TTL makes a revision",
@@ -28,17 +23,3 @@ _DIFFERENT = {
 
 
 collect_again(test_keys, globals(), _DIFFERENT)
-
-
-@pytest.fixture
-def etcd_client(
-    request: pytest.FixtureRequest, etcd_server: EtcdCluster, etcd_prefix: str
-) -> Iterator[etcd.Client]:
-    """A v3 client of the shared server; the test's keys live below ``etcd_prefix`` in it."""
-    namespace = unique_namespace(request.node.name)
-    client = etcd_server.client(api="v3", namespace=namespace, lock_prefix=f"{etcd_prefix}/_locks")
-    try:
-        yield client
-    finally:
-        client.close()
-        wipe(etcd_server.client_urls[0], namespace)

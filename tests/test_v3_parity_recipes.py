@@ -10,15 +10,10 @@ reproduce is a strict xfail naming its row of docs/v3.rst.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-import etcd
-from etcd.testing import EtcdCluster
-
 from . import test_election, test_keepalive, test_lock, test_watch
-from .v3_support import collect_again, unique_namespace, wipe
+from .v3_support import collect_again, v3_parity_client
+
+__all__ = ["v3_parity_client"]  # the v3 etcd_client fixture of these tests
 
 _SAME_TTL = (
     'docs/v3.rst row "refresh with the same TTL": the lease is kept alive without a new '
@@ -53,17 +48,3 @@ _SKIPPED = {
 for _module in (test_watch, test_lock, test_keepalive, test_election):
     _prefix = _module.__name__.rsplit(".test_", 1)[1] + "_"
     collect_again(_module, globals(), _DIFFERENT, _SKIPPED, _prefix)
-
-
-@pytest.fixture
-def etcd_client(
-    request: pytest.FixtureRequest, etcd_server: EtcdCluster, etcd_prefix: str
-) -> Iterator[etcd.Client]:
-    """A v3 client of the shared server; the test's keys live below ``etcd_prefix`` in it."""
-    namespace = unique_namespace(request.node.name)
-    client = etcd_server.client(api="v3", namespace=namespace, lock_prefix=f"{etcd_prefix}/_locks")
-    try:
-        yield client
-    finally:
-        client.close()
-        wipe(etcd_server.client_urls[0], namespace)

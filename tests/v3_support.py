@@ -139,6 +139,24 @@ def v3_client(etcd_server: EtcdCluster, v3_namespace: str) -> Iterator[etcd.Clie
         client.close()
 
 
+@pytest.fixture(name="etcd_client")
+def v3_parity_client(
+    request: pytest.FixtureRequest, etcd_server: EtcdCluster, etcd_prefix: str
+) -> Iterator[etcd.Client]:
+    """``etcd_client`` as a v3 client, for v2 tests collected again over v3.
+
+    The test's keys live below ``etcd_prefix`` in a namespace of the test's own,
+    which is deleted afterwards.
+    """
+    namespace = unique_namespace(request.node.name)
+    client = etcd_server.client(api="v3", namespace=namespace, lock_prefix=f"{etcd_prefix}/_locks")
+    try:
+        yield client
+    finally:
+        client.close()
+        wipe(etcd_server.client_urls[0], namespace)
+
+
 @pytest.fixture
 def v3_only_client(
     request: pytest.FixtureRequest, v3_only_server: EtcdCluster
