@@ -99,7 +99,15 @@ def test_history_overrun_in_snapshot_mode_converges(etcd_client, etcd_prefix, et
         assert wait_for(
             lambda: etcd_client.read(tree).etcd_index > first.modifiedIndex + 1500, timeout=60
         )
-        final_index = None
+        # Once the writer is done, one last key marks the end: the watcher then
+        # always has a change to deliver, however the end of the writer and the
+        # consumer's last item interleave.
+        end = f"{tree}/end"
+        marker = threading.Thread(
+            target=lambda: writer.wait(timeout=120) == 0 and etcd_client.write(end, "1"),
+            daemon=True,
+        )
+        marker.start()
         for item in watcher:
             if isinstance(item, Snapshot):
                 snapshots.append(item)
@@ -112,10 +120,9 @@ def test_history_overrun_in_snapshot_mode_converges(etcd_client, etcd_prefix, et
                     state.pop(item.key, None)
                 else:
                     state[item.key] = item.value
-            if final_index is None and writer.poll() is not None:
-                final_index = etcd_client.read(tree).etcd_index
-            if final_index is not None and watcher.next_index > final_index:
+            if end in state:
                 break
+        marker.join(timeout=30)
     assert writer.wait(timeout=120) == 0
     final = etcd_client.read(tree, recursive=True)
     assert snapshots, "the history never moved past the slow watcher"
