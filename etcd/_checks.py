@@ -41,6 +41,7 @@ __all__ = [
     "NotAResultError",
     "check_host",
     "check_key",
+    "check_max_response_size",
     "check_options",
     "check_result",
     "check_settings",
@@ -398,4 +399,24 @@ def check_sync_interval(member_sync_interval: Any) -> None:
         raise EtcdValueError(
             "member_sync_interval must be a positive number of seconds or None, "
             f"not {member_sync_interval!r}"
+        )
+
+
+def check_max_response_size(max_response_size: Any) -> None:
+    """Check ``max_response_size``: a positive number of bytes or ``None``.
+
+    :raises EtcdTypeError: not a number.
+    :raises EtcdValueError: zero or negative.
+    """
+    if max_response_size is None:
+        return
+    if isinstance(max_response_size, bool) or not isinstance(max_response_size, int):
+        raise EtcdTypeError(
+            "max_response_size must be a number of bytes or None (no limit), "
+            f"not {type(max_response_size).__name__} {max_response_size!r}"
+        )
+    if max_response_size < 1:
+        raise EtcdValueError(
+            "max_response_size must be a positive number of bytes or None (no limit), "
+            f"not {max_response_size!r}"
         )

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from ._exceptions import EtcdException
+from ._exceptions import EtcdException, EtcdTypeError
 from ._result import EtcdResult
 from ._v3_auth import Sender, Tokens
 from ._v3_codec import (
@@ -47,7 +47,7 @@ from ._v3_errors import (
 from ._v3_tree import dir_node, file_node
 from ._v3_watch import WatchBuffer
 
-__all__ = ["Sender", "V3Protocol"]
+__all__ = ["Sender", "V3Protocol", "protocol_for"]
 
 _APPEND_ATTEMPTS = 64
 
@@ -573,3 +573,17 @@ class V3Protocol:
                 "createdIndex": prev["createdIndex"],
             }
         return self._result(answer, "compareAndDelete" if cas else "delete", node, prev)
+
+
+def protocol_for(api: Any, namespace: Any) -> V3Protocol | None:
+    """The protocol a client made with *api* and *namespace* speaks; ``None`` is v2.
+
+    :raises EtcdTypeError: an unknown *api*, or a *namespace* without ``api="v3"``.
+    """
+    if api == "v3":
+        return V3Protocol(namespace)
+    if api != "v2":
+        raise EtcdTypeError(f'api must be "v2" or "v3", not {api!r}')
+    if namespace != "":
+        raise EtcdTypeError('namespace applies only to api="v3"')
+    return None

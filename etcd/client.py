@@ -36,7 +36,7 @@ import urllib3
 
 from . import _engine, _transport, _v2, _v3_cluster
 from . import members as _members
-from ._checks import check_settings, check_sync_interval
+from ._checks import check_max_response_size, check_settings, check_sync_interval
 from ._endpoints import Endpoints, discover_srv, format_uri
 from ._engine import KeyProtocol
 from ._exceptions import (
@@ -48,7 +48,7 @@ from ._exceptions import (
 )
 from ._keyspace import KeySpace
 from ._result import EtcdResult, decode_v2_answer
-from ._v3 import V3Protocol
+from ._v3 import V3Protocol, protocol_for
 from ._v3_codec import decode_answer, int_field
 from ._v3_keyspace import V3KeySpace
 
@@ -58,16 +58,6 @@ __all__ = ["Client"]
 DEFAULT_MAX_RESPONSE_SIZE = 256 * 1024 * 1024
 
 log = logging.getLogger(__name__)
-
-
-def _protocol_for(api: Any, namespace: Any) -> V3Protocol | None:
-    if api == "v3":
-        return V3Protocol(namespace)
-    if api != "v2":
-        raise EtcdTypeError(f'api must be "v2" or "v3", not {api!r}')
-    if namespace != "":
-        raise EtcdTypeError('namespace applies only to api="v3"')
-    return None
 
 
 class Client(KeySpace, _members.Membership):
@@ -205,18 +195,8 @@ class Client(KeySpace, _members.Membership):
         namespace: str = "",
         max_response_size: int | None = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
-        self._v3 = _protocol_for(api, namespace)
-        if max_response_size is not None:
-            if isinstance(max_response_size, bool) or not isinstance(max_response_size, int):
-                raise EtcdTypeError(
-                    "max_response_size must be a number of bytes or None (no limit), "
-                    f"not {type(max_response_size).__name__} {max_response_size!r}"
-                )
-            if max_response_size < 1:
-                raise EtcdValueError(
-                    "max_response_size must be a positive number of bytes or None (no limit), "
-                    f"not {max_response_size!r}"
-                )
+        self._v3 = protocol_for(api, namespace)
+        check_max_response_size(max_response_size)
         self._max_response_size = max_response_size
         if self._v3 is not None:
             self._key_protocol = V3KeySpace(self._v3)
