@@ -4,6 +4,9 @@
 
 * a CA, and a second CA that has nothing to do with it;
 * a server certificate for ``127.0.0.1`` and ``localhost`` signed by the CA;
+* the same, also good for client authentication: etcd's v3 gateway presents
+  the server certificate to its own gRPC port, so a server with
+  ``--client-cert-auth`` needs one of these;
 * a server certificate for another host name and ``127.0.0.1``, but not
   ``localhost``, signed by the same CA: the harness can probe the server by
   address while a client that asks for ``localhost`` must refuse it;
@@ -44,6 +47,8 @@ class CertificateSet:
     other_ca: str
     server_cert: str
     server_key: str
+    server_and_client_cert: str
+    server_and_client_key: str
     wrong_host_cert: str
     wrong_host_key: str
     client_cert: str
@@ -107,7 +112,7 @@ def _issue(
     ca_key: _Key,
     common_name: str,
     *,
-    usage: x509.ObjectIdentifier,
+    usage: tuple[x509.ObjectIdentifier, ...],
     dns_names: tuple[str, ...] = (),
     ip_addresses: tuple[str, ...] = (),
 ) -> tuple[x509.Certificate, _Key]:
@@ -133,7 +138,7 @@ def _issue(
             ),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(list(usage)), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,
@@ -177,7 +182,15 @@ def make_certificates(directory: Path) -> CertificateSet:
         ca,
         ca_key,
         "127.0.0.1",
-        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        usage=(ExtendedKeyUsageOID.SERVER_AUTH,),
+        dns_names=("localhost",),
+        ip_addresses=("127.0.0.1",),
+    )
+    both, both_key = _issue(
+        ca,
+        ca_key,
+        "127.0.0.1",
+        usage=(ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
         dns_names=("localhost",),
         ip_addresses=("127.0.0.1",),
     )
@@ -185,13 +198,13 @@ def make_certificates(directory: Path) -> CertificateSet:
         ca,
         ca_key,
         OTHER_HOST_NAME,
-        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        usage=(ExtendedKeyUsageOID.SERVER_AUTH,),
         dns_names=(OTHER_HOST_NAME,),
         ip_addresses=("127.0.0.1",),
     )
-    client, client_key = _issue(ca, ca_key, "app", usage=ExtendedKeyUsageOID.CLIENT_AUTH)
+    client, client_key = _issue(ca, ca_key, "app", usage=(ExtendedKeyUsageOID.CLIENT_AUTH,))
     stranger, stranger_key = _issue(
-        other_ca, other_ca_key, "stranger", usage=ExtendedKeyUsageOID.CLIENT_AUTH
+        other_ca, other_ca_key, "stranger", usage=(ExtendedKeyUsageOID.CLIENT_AUTH,)
     )
     return CertificateSet(
         directory=directory,
@@ -199,6 +212,8 @@ def make_certificates(directory: Path) -> CertificateSet:
         other_ca=write("other-ca.pem", _cert_pem(other_ca)),
         server_cert=write("server.pem", _cert_pem(server)),
         server_key=write("server-key.pem", _key_pem(server_key)),
+        server_and_client_cert=write("server-and-client.pem", _cert_pem(both)),
+        server_and_client_key=write("server-and-client-key.pem", _key_pem(both_key)),
         wrong_host_cert=write("wrong-host.pem", _cert_pem(wrong_host)),
         wrong_host_key=write("wrong-host-key.pem", _key_pem(wrong_host_key)),
         client_cert=write("client.pem", _cert_pem(client)),

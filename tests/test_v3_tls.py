@@ -51,6 +51,26 @@ def mtls_server(certs: CertificateSet) -> Iterator[EtcdCluster]:
         yield cluster
 
 
+@pytest.fixture(scope="module")
+def mtls_server_for_the_gateway(certs: CertificateSet) -> Iterator[EtcdCluster]:
+    """``--client-cert-auth`` with a server certificate good for client authentication too."""
+    with EtcdCluster(
+        1,
+        enable_v2=False,
+        client_scheme="https",
+        extra_args=[
+            f"--cert-file={certs.server_and_client_cert}",
+            f"--key-file={certs.server_and_client_key}",
+            "--client-cert-auth",
+            f"--trusted-ca-file={certs.ca}",
+        ],
+        ca_cert=certs.ca,
+        cert=certs.client_cert,
+        key=certs.client_key,
+    ) as cluster:
+        yield cluster
+
+
 def _client(server: EtcdCluster, **kwargs: Any) -> etcd.Client:
     return etcd.Client(
         host="127.0.0.1", port=server.members[0].port, protocol="https", api="v3", **kwargs
@@ -87,3 +107,25 @@ def test_client_certificate_auth_needs_a_server_certificate_for_clients_too(mtls
         assert info.value.payload["grpcCode"] == 14  # 3.5 says "bad certificate", 3.4 "closed"
     with _client(mtls_server, ca_cert=certs.ca) as c, pytest.raises(etcd.EtcdConnectionFailed):
         c.read("/")  # no client certificate: refused in the handshake
+
+
+@pytest.mark.parametrize("cert", ["pair", "combined"])
+def test_a_valid_client_certificate_reads_writes_and_watches(
+    mtls_server_for_the_gateway, certs, cert
+):
+    server = mtls_server_for_the_gateway
+    given = (certs.client_cert, certs.client_key) if cert == "pair" else certs.client_combined
+    with _client(server, ca_cert=certs.ca, cert=given) as c:
+        written = c.write(f"/mtls-{cert}/key", "value")
+        assert c.read(f"/mtls-{cert}/key").value == "value"
+        pending = call_in_thread(c.watch, f"/mtls-{cert}/key", index=written.etcd_index + 1)
+        c.write(f"/mtls-{cert}/key", "changed")
+        thread, box = pending
+        thread.join(30)
+        assert box.get("result") is not None and box["result"].value == "changed", box
+        assert c.machines == [server.members[0].client_url]
+        c.delete(f"/mtls-{cert}", recursive=True)
+        with pytest.raises(etcd.EtcdKeyNotFound):
+            c.read(f"/mtls-{cert}/key")
+    with _client(server, ca_cert=certs.ca) as c, pytest.raises(etcd.EtcdConnectionFailed):
+        c.read("/")  # the same server still refuses a client without a certificate
