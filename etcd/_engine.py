@@ -36,7 +36,7 @@ import json
 import logging
 import time
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 import urllib3
@@ -490,20 +490,37 @@ def _refresh_members(client: Client, base: str) -> None:
 
 
 def machines(client: Client) -> list[str]:
-    """``GET /v2/machines`` from the current member (compat §5).
+    """``GET /v2/machines`` from the current member (compat §5), as :func:`ask_members` does."""
+    path = client.version_prefix + "/machines"
+
+    def ask(base: str, timeout: _transport.TimeoutValue) -> list[str]:
+        response = _machines_once(client, base, path, timeout)
+        client._handle_server_response(response)
+        text = response.data.decode("utf-8", errors="replace")
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+    return ask_members(client, path, ask)
+
+
+def ask_members(
+    client: Client, path: str, ask: Callable[[str, _transport.TimeoutValue], list[str]]
+) -> list[str]:
+    """``ask(member, timeout)`` the current member for the members' client URLs.
 
     On a transport error the other members are asked in turn, each becoming
-    the current one, except while a failover asks its new member once.
+    the current one (:meth:`Endpoints.step`), except while a failover asks its
+    new member once (``_ASK_ONCE``): then the first failure raises.
+
+    :param path: what is asked for, to name it in messages.
+    :raises EtcdException: no member answered; the message names each one asked.
     """
     timeout = _transport.resolve_timeout(None, client._read_timeout)
     failed: list[str] = []
     while True:
         base = client._base_uri  # read once: another thread may fail over meanwhile
-        path = client.version_prefix + "/machines"
         uri = base + path
         try:
-            response = _machines_once(client, base, path, timeout)
-            client._handle_server_response(response)
+            return ask(base, timeout)
         except _transport.TRANSPORT_ERRORS as exc:
             what = _transport.describe(exc, uri, client._read_timeout)
             log.warning("Cannot ask %s for the members: %s", uri, what)
@@ -516,9 +533,6 @@ def machines(client: Client) -> list[str]:
                     f"the wrong host(s) to connect to? {'; '.join(failed)}."
                     f"{' ' if hint else ''}{hint}"
                 ) from exc
-            continue
-        text = response.data.decode("utf-8", errors="replace")
-        return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def _machines_once(

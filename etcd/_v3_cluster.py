@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import _transport
+from . import _engine, _transport
 from ._endpoints import Member
 from ._exceptions import EtcdException, EtcdTypeError
 from ._v3_codec import decode_answer
@@ -154,33 +154,24 @@ def update_member(client: Client, member_id: str, peer_urls: Sequence[str]) -> N
 
 
 def machines(client: Client) -> list[str]:
-    """The client URLs of every member, asking the members in turn (as v2's ``machines``).
+    """The client URLs of every member, asking the members in turn as v2's ``machines``
+    does (:func:`etcd._engine.ask_members`: once only during a failover).
 
     :raises EtcdException: no member answered.
     """
-    timeout = _transport.resolve_timeout(None, client.read_timeout)
-    while True:
-        uri = client._base_uri + "/v3/cluster/member/list"
-        try:
-            response = client.http.urlopen(
-                "POST",
-                uri,
-                body=b"{}",
-                headers={**client._get_headers(), "Content-Type": "application/json"},
-                timeout=timeout,
-                redirect=client.allow_redirect,
-                retries=client._retries,
-            )
-            answer = decode_answer(response.status, response.data)
-        except _transport.TRANSPORT_ERRORS as exc:
-            log.warning("Cannot ask %s for the members: %s", uri, _transport.describe(exc))
-            with client._endpoint_lock:
-                if not client._machines_cache:
-                    hint = _transport.explain(exc, uri)
-                    raise EtcdException(
-                        "Could not get the list of servers, maybe you provided "
-                        f"the wrong host(s) to connect to?{' ' if hint else ''}{hint}"
-                    ) from exc
-                client._base_uri = client._machines_cache.pop(0)
-            continue
+    path = "/v3/cluster/member/list"
+
+    def ask(base: str, timeout: _transport.TimeoutValue) -> list[str]:
+        response = client.http.urlopen(
+            "POST",
+            base + path,
+            body=b"{}",
+            headers={**client._get_headers(), "Content-Type": "application/json"},
+            timeout=timeout,
+            redirect=client.allow_redirect,
+            retries=client._retries,
+        )
+        answer = decode_answer(response.status, response.data)
         return [url for m in answer.get("members") or () for url in _as_v2(m)["clientURLs"]]
+
+    return _engine.ask_members(client, path, ask)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+import urllib3
 
 import etcd
 
 from .fake_dns import FakeDns
+from .fakes import refusing_port
 from .helpers import wait_for
 from .v3_support import v3_client, v3_namespace
 
@@ -155,3 +159,62 @@ def test_srv_discovery_with_v3(etcd_server, v3_namespace):
         assert client.read("/srv").value == "found"
     finally:
         client.close()
+
+
+class _Recording(urllib3.PoolManager):
+    """A replaced ``client.http`` that notes every URL it is asked for."""
+
+    def __init__(self, seen: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.seen = seen
+
+    def urlopen(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        self.seen.append(url)
+        return super().urlopen(method, url, *args, **kwargs)
+
+
+def _recording_client(member: Any, namespace: str, seen: list[str]) -> etcd.Client:
+    client = etcd.Client(
+        host=member.host, port=member.port, api="v3", namespace=namespace, allow_reconnect=True
+    )
+    client.http = _Recording(seen, **client.http.connection_pool_kw)
+    return client
+
+
+def test_a_failover_asks_only_the_member_it_moved_to_for_the_members(etcd_server, v3_namespace):
+    live = etcd_server.members[0].client_url
+    seen: list[str] = []
+    with refusing_port() as p1, refusing_port() as p2, refusing_port() as p3:
+        dead1, dead2, dead3 = (f"http://127.0.0.1:{p}" for p in (p1, p2, p3))
+        with _recording_client(etcd_server.members[0], v3_namespace, seen) as client:
+            client.write("/k", "v")
+            client._base_uri = dead1
+            client._machines_cache = [dead2, live, dead3]  # dead1 fails over to dead3 first
+            seen.clear()
+            assert client.read("/k").value == "v"
+    asked = [url.rsplit("/v3/", 1)[0] for url in seen if url.endswith("/member/list")]
+    read_at = [url.rsplit("/v3/", 1)[0] for url in seen if url.endswith("/kv/txn")]
+    # Each failover asks its new member once; dead2 is never asked, and the
+    # failed question about dead3 leaves the request on dead3, as with v2.
+    assert asked == [dead3, live]
+    assert read_at == [dead1, dead3, live]
+
+
+def test_machines_walks_the_members_without_editing_the_cached_list(etcd_server, v3_namespace):
+    live = etcd_server.members[0].client_url
+    with refusing_port() as p1, refusing_port() as p2:
+        dead1, dead2 = f"http://127.0.0.1:{p1}", f"http://127.0.0.1:{p2}"
+        with _recording_client(etcd_server.members[0], v3_namespace, []) as client:
+            client._base_uri = dead1
+            client._machines_cache = [live]
+            cache = client._machines_cache
+            assert client.machines == [live]
+            assert cache == [live]  # the library replaces the list, never edits it
+            assert client.base_uri == live  # each member asked became the current one
+            client._base_uri = dead1
+            client._machines_cache = [dead2]
+            with pytest.raises(etcd.EtcdException) as info:
+                assert not client.machines
+    message = str(info.value)
+    assert message.startswith("Could not get the list of servers")
+    assert f"{dead1}: connection refused" in message and f"{dead2}: connection" in message
