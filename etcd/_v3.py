@@ -57,8 +57,9 @@ class V3Protocol:
 
     :param namespace: the prefix of every v3 key (see :class:`~etcd._v3_codec.Layout`).
 
-    One instance serves a client and its clones; it keeps only the namespace
-    and the newest revision seen (to name in-order keys).
+    One instance serves a client and its clones; it keeps only the namespace,
+    the newest revision seen (to name in-order keys) and the auth tokens, each
+    tied to the credentials it was issued for.
     """
 
     def __init__(self, namespace: str = "") -> None:

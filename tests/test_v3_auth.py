@@ -90,6 +90,33 @@ def test_an_expired_token_is_renewed_transparently(secured):
         alice.close()
 
 
+def test_new_credentials_get_a_new_token_and_a_clone_keeps_its_own(secured):
+    alice = secured.client(api="v3", username="alice", password="secret")
+    twin = alice.clone()
+    try:
+        alice.write("/app/x", "1")
+        assert twin._get_headers() == alice._get_headers()  # same user: no second login
+        alice.username, alice.password = "root", "rootpw"
+        alice.write("/other", "root may")  # not with alice's token
+        alice.password = "wrong"
+        with pytest.raises(etcd.EtcdInsufficientPermissions):
+            alice.read("/other")  # not with root's token either
+        # the clone kept its user, and a clone given other credentials has its own token
+        with pytest.raises(etcd.EtcdInsufficientPermissions):
+            twin.read("/other")
+        assert twin.read("/app/x").value == "1"
+        twin.username, twin.password = "root", "rootpw"
+        assert twin.read("/other").value == "root may"
+        alice.username, alice.password = "alice", "secret"
+        assert alice.read("/app/x").value == "1"
+        with pytest.raises(etcd.EtcdInsufficientPermissions):
+            alice.read("/other")
+        assert twin._get_headers() != alice._get_headers()
+    finally:
+        alice.close()
+        twin.close()
+
+
 def test_etcd_auth_manages_users_roles_and_the_switch_over_v3(etcd_cluster_factory):
     from etcd import auth
 
