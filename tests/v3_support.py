@@ -12,7 +12,7 @@ import inspect
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Collection, Iterator, MutableMapping
 from types import ModuleType
 from typing import Any
 
@@ -31,6 +31,7 @@ def collect_again(
     different: dict[str, str],
     skipped: dict[str, str] | None = None,
     prefix: str = "",
+    only: Collection[str] | None = None,
 ) -> None:
     """Collect every test of *module* that takes ``etcd_client`` again, into *into*.
 
@@ -40,11 +41,17 @@ def collect_again(
     one named in *skipped* is not run, for that reason (names as collected
     here, with *prefix*). Tests without an
     ``etcd_client`` argument would run unchanged over v2 and are left out.
-    Each is collected as ``test_`` + *prefix* + the rest of its name.
+    Each is collected as ``test_`` + *prefix* + the rest of its name; with
+    *only*, just the tests of *module* named there (original names) are.
     """
+    if only is not None:
+        missing = [name for name in only if not callable(getattr(module, name, None))]
+        assert not missing, f"{module.__name__} has no {missing}"
     for name in dir(module):
         test = getattr(module, name)
         if not name.startswith("test_") or "etcd_client" not in inspect.signature(test).parameters:
+            continue
+        if only is not None and name not in only:
             continue
         again = _again(test)  # keeps the marks of *test*, such as parametrize
         again_name = "test_" + prefix + name[len("test_") :]
