@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import urllib3
 
 import etcd
 
 from .fake_dns import FakeDns
 from .fakes import refusing_port
 from .helpers import wait_for
-from .v3_support import v3_client, v3_namespace
+from .v3_support import RecordingPool, v3_client, v3_namespace
 
 __all__ = ["v3_client", "v3_namespace"]
 
@@ -161,23 +160,11 @@ def test_srv_discovery_with_v3(etcd_server, v3_namespace):
         client.close()
 
 
-class _Recording(urllib3.PoolManager):
-    """A replaced ``client.http`` that notes every URL it is asked for."""
-
-    def __init__(self, seen: list[str], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.seen = seen
-
-    def urlopen(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        self.seen.append(url)
-        return super().urlopen(method, url, *args, **kwargs)
-
-
 def _recording_client(member: Any, namespace: str, seen: list[str]) -> etcd.Client:
     client = etcd.Client(
         host=member.host, port=member.port, api="v3", namespace=namespace, allow_reconnect=True
     )
-    client.http = _Recording(seen, **client.http.connection_pool_kw)
+    client.http = RecordingPool(seen, **client.http.connection_pool_kw)
     return client
 
 

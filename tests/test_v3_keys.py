@@ -19,7 +19,15 @@ import pytest
 import etcd
 
 from .helpers import wait_for
-from .v3_support import raw_keys, raw_put, v3_client, v3_namespace, v3_only_client, v3_only_server
+from .v3_support import (
+    RecordingPool,
+    raw_keys,
+    raw_put,
+    v3_client,
+    v3_namespace,
+    v3_only_client,
+    v3_only_server,
+)
 
 __all__ = ["v3_client", "v3_namespace", "v3_only_client", "v3_only_server"]
 
@@ -132,6 +140,59 @@ def test_indexes_relate_as_in_v2(v3_client):
         v3_client.update(stale)
     read.value = "3"
     assert v3_client.update(read).value == "3"
+
+
+def test_listings_leave_hidden_keys_out_as_v2_does_and_are_always_sorted(
+    etcd_client, etcd_prefix, v3_client
+):
+    # docs/v3.rst row "sorted, quorum, hidden _ keys": exact, and always sorted by key
+    names = ["d", "_hidden", "b", "c/deep", "a"]
+    listed = {}
+    for client in (etcd_client, v3_client):
+        for name in names:
+            client.write(f"{etcd_prefix}/l/{name}", name)
+        assert client.read(f"{etcd_prefix}/l/_hidden").value == "_hidden"  # still readable
+        listed[client.api] = [
+            [n["key"] for n in client.read(f"{etcd_prefix}/l", **options)._children]
+            for options in ({}, {"quorum": True}, {"sorted": True})
+        ]
+    expected = [f"{etcd_prefix}/l/{name}" for name in ("a", "b", "c", "d")]
+    assert all(sorted(keys) == expected for keys in listed["v2"])  # v2: any order
+    assert listed["v3"] == [expected] * 3  # v3: sorted even without sorted=True
+
+
+def test_ttl_and_expiration_are_read_for_a_file_and_left_out_of_listings(v3_client):
+    # docs/v3.rst row "ttl and expiration of a read file": approximate
+    v3_client.write("/t/leased", "x", ttl=60)
+    read = v3_client.read("/t/leased")
+    assert isinstance(read.ttl, int) and 55 <= read.ttl <= 60 and read.expiration
+    listing = v3_client.read("/t", recursive=True)
+    [child] = [n for n in listing.get_subtree() if n.key == "/t/leased"]
+    assert (child.value, child.ttl, child.expiration) == ("x", None, None)
+
+
+def test_a_conditional_write_or_delete_is_one_transaction(etcd_server, v3_client):
+    # docs/v3.rst row "prevValue, prevIndex, prevExist, ...": one request each
+    written = v3_client.write("/c", "1")
+    seen: list[str] = []
+    v3_client.http = RecordingPool(seen, **v3_client.http.connection_pool_kw)
+    calls: list[Callable[[], Any]] = [
+        lambda: v3_client.write("/c", "2", prevValue="1"),
+        lambda: v3_client.test_and_set("/c", "3", "2"),
+        lambda: v3_client.write("/c", "x", prevValue="wrong"),
+        lambda: v3_client.write("/c", "4", prevIndex=written.modifiedIndex),
+        lambda: v3_client.write("/c", "5", prevExist=True),
+        lambda: v3_client.write("/new", "1", prevExist=False),
+        lambda: v3_client.delete("/c", prevValue="wrong"),
+        lambda: v3_client.delete("/c", prevValue="5"),
+    ]
+    for call in calls:
+        seen.clear()
+        try:
+            call()
+        except etcd.EtcdCompareFailed as exc:
+            assert "[wrong != " in str(exc) or f"[{written.modifiedIndex} != " in str(exc)
+        assert seen == [etcd_server.client_urls[0] + "/v3/kv/txn"]
 
 
 def test_data_written_by_plain_v3_requests_reads_as_a_tree(etcd_server, v3_client, v3_namespace):

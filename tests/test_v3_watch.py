@@ -41,6 +41,19 @@ def test_a_watch_from_a_past_index_returns_that_change(v3_client):
     assert (again.value, again.action, again._prev_node.value) == ("2", "set", "1")
 
 
+def test_conditional_writes_are_watched_as_set_and_delete(v3_client):
+    # docs/v3.rst row "watch action names": never update, compareAndSwap or compareAndDelete
+    first = v3_client.write("/k", "1", prevExist=False)
+    v3_client.write("/k", "2", prevExist=True)
+    v3_client.test_and_set("/k", "3", "2")
+    v3_client.write("/k", "4", prevIndex=v3_client.read("/k").modifiedIndex)
+    v3_client.delete("/k", prevValue="4")
+    events = v3_client.eternal_watch("/k", index=first.modifiedIndex)
+    seen = [(e.action, e.value) for e in itertools.islice(events, 5)]
+    assert [action for action, _ in seen] == ["create", "set", "set", "set", "delete"]
+    assert [value for _, value in seen[:4]] == ["1", "2", "3", "4"]
+
+
 def test_a_watch_waits_for_the_next_change(v3_client):
     written = v3_client.write("/k", "1")
     pending = call_in_thread(v3_client.watch, "/k", index=written.etcd_index + 1, timeout=20)

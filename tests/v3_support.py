@@ -73,6 +73,18 @@ def _again(test: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+class RecordingPool(urllib3.PoolManager):
+    """A replacement for ``client.http`` that notes every URL it is asked for."""
+
+    def __init__(self, seen: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.seen = seen
+
+    def urlopen(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        self.seen.append(url)
+        return super().urlopen(method, url, *args, **kwargs)
+
+
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
