@@ -14,7 +14,7 @@ from .v3_support import collect_again, v3_parity_client
 
 __all__ = ["v3_parity_client"]  # the v3 etcd_client fixture of these tests
 
-_DIFFERENT = {
+DIFFERENT = {
     "test_refresh_does_not_wake_a_watcher": "refresh to another TTL makes a revision",
     "test_update_of_a_directory_differs_between_34_and_35": "a v2 store bug of 3.5",
     "test_watch_from_an_index": 'watch action names: a first version is "create"',
@@ -22,4 +22,4 @@ _DIFFERENT = {
 }
 
 
-collect_again(test_keys, globals(), _DIFFERENT)
+collect_again(test_keys, globals(), DIFFERENT)

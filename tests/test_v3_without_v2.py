@@ -1,11 +1,13 @@
-"""The recipes over ``api="v3"`` on a server without the v2 API, as etcd 3.6 is.
+"""The key space and the recipes over ``api="v3"`` on a server without the v2 API,
+as etcd 3.6 is.
 
-``tests/test_v3_parity_recipes.py`` runs every recipe test over v3 against the
-shared server, which serves v2 as well. Here a cheap subset covering each
-recipe (``Lock`` with its context manager, ``KeepAlive``, ``Election``,
-``watch``, ``eternal_watch`` and ``Watcher``) is collected again with
-``etcd_server``, ``etcd_prefix`` and ``etcd_client`` taken from a server
-started with ``--enable-v2=false``: nothing in them may need v2.
+``tests/test_v3_parity.py`` and ``test_v3_parity_recipes.py`` run the v2 tests
+over v3 against the shared server, which serves v2 as well. Here the tests of
+``test_keys.py`` (but two slow ones) and a cheap subset covering each recipe
+(``Lock`` with its context manager, ``KeepAlive``, ``Election``, ``watch``,
+``eternal_watch`` and ``Watcher``) are collected again with ``etcd_server``,
+``etcd_prefix`` and ``etcd_client`` taken from a server started with
+``--enable-v2=false``: nothing in them may need v2.
 """
 
 from __future__ import annotations
@@ -17,21 +19,20 @@ import pytest
 import etcd
 from etcd.testing import EtcdCluster
 
-from . import test_election, test_keepalive, test_keys, test_lock, test_watch
+from . import test_election, test_keepalive, test_keys, test_lock, test_v3_parity, test_watch
 from .v3_support import collect_again, unique_namespace, v3_only_server, wipe
 
 __all__ = ["v3_only_server"]
 
+# Each over a second, and run over v3 by test_v3_parity.py.
+_SLOW_KEYS = {"test_watch_of_cleared_history", "test_ttl_zero_is_sent_and_expires_the_key"}
+
 _ONLY = {
+    test_keys: {name for name in dir(test_keys) if name.startswith("test_")} - _SLOW_KEYS,
     test_watch: {
         "test_events_come_once_and_in_order",
         "test_eternal_watch_keeps_its_results",
         "test_watcher_outlives_its_long_poll_bound",
-    },
-    test_keys: {
-        "test_watch_times_out",
-        "test_recursive_watch_sees_children",
-        "test_eternal_watch_follows_indexes",
     },
     test_lock: {
         "test_the_python_etcd_045_api",
@@ -84,6 +85,9 @@ def test_the_server_has_no_v2(etcd_server, etcd_client):
     assert etcd_client.api == "v3" and etcd_client.base_uri == etcd_server.client_urls[0]
 
 
+# the same differences as against a server with v2 (docs/v3.rst rows)
+_DIFFERENT = {"test_keys_" + name[5:]: why for name, why in test_v3_parity.DIFFERENT.items()}
+
 for _module, _names in _ONLY.items():
     _prefix = _module.__name__.rsplit(".test_", 1)[1] + "_"
-    collect_again(_module, globals(), {}, prefix=_prefix, only=_names)
+    collect_again(_module, globals(), _DIFFERENT, prefix=_prefix, only=_names)
