@@ -1,34 +1,69 @@
-"""The key space and the recipes over ``api="v3"`` on a server without the v2 API,
-as etcd 3.6 is.
+"""The key space, watches and recipes over ``api="v3"`` on a server without the
+v2 API, as etcd 3.6 is.
 
-``tests/test_v3_parity.py`` and ``test_v3_parity_recipes.py`` run the v2 tests
-over v3 against the shared server, which serves v2 as well. Here the tests of
-``test_keys.py`` (but two slow ones) and a cheap subset covering each recipe
-(``Lock`` with its context manager, ``KeepAlive``, ``Election``, ``watch``,
-``eternal_watch`` and ``Watcher``) are collected again with ``etcd_server``,
-``etcd_prefix`` and ``etcd_client`` taken from a server started with
-``--enable-v2=false``: nothing in them may need v2.
+``tests/test_v3_parity.py``, ``test_v3_parity_recipes.py``, ``test_v3_keys.py``
+and ``test_v3_watch.py`` run over v3 against the shared server, which serves v2
+as well. Here they are collected again with ``etcd_server``, ``etcd_prefix``,
+``etcd_client``, ``v3_namespace`` and ``v3_client`` taken from a server started
+with ``--enable-v2=false``, so nothing in them may need v2: every test of
+``test_keys.py``; a cheap subset covering each recipe (``Lock`` with its context
+manager, ``KeepAlive``, ``Election``, ``watch``, ``eternal_watch`` and
+``Watcher``); and the v3 tests that need no v2 oracle. Tests over a second
+run only against the shared server.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import ModuleType
 
 import pytest
 
 import etcd
 from etcd.testing import EtcdCluster
 
-from . import test_election, test_keepalive, test_keys, test_lock, test_v3_parity, test_watch
-from .v3_support import collect_again, unique_namespace, v3_only_server, wipe
+from . import (
+    test_election,
+    test_keepalive,
+    test_keys,
+    test_lock,
+    test_v3_keys,
+    test_v3_parity,
+    test_v3_watch,
+    test_watch,
+)
+from .v3_support import collect_again, takes, unique_namespace, v3_only_server, wipe
 
 __all__ = ["v3_only_server"]
 
-# Each over a second, and run over v3 by test_v3_parity.py.
-_SLOW_KEYS = {"test_watch_of_cleared_history", "test_ttl_zero_is_sent_and_expires_the_key"}
+# Each over a second, and run over v3 by test_v3_parity.py or against the shared server.
+_SLOW = {
+    "test_watch_of_cleared_history",
+    "test_ttl_zero_is_sent_and_expires_the_key",
+    "test_a_lease_expires_the_key_within_ttl_plus_one_second",
+    "test_a_directory_ttl_leaves_the_keys_below_it",
+    "test_ttl_zero_expires_the_key_after_the_minimum_lease",
+    "test_an_expiry_is_reported_as_a_delete",
+    "test_5000_changes_reach_a_slow_watcher_once_each",
+}
+
+
+def _tests(module: ModuleType, fixture: str) -> set[str]:
+    """The tests of *module* that take *fixture*, but not the v2 oracle, and are not slow."""
+    return {
+        name
+        for name in dir(module)
+        if name.startswith("test_")
+        and fixture in takes(getattr(module, name))
+        and (fixture == "etcd_client" or "etcd_client" not in takes(getattr(module, name)))
+    } - _SLOW
+
 
 _ONLY = {
-    test_keys: {name for name in dir(test_keys) if name.startswith("test_")} - _SLOW_KEYS,
+    test_keys: _tests(test_keys, "etcd_client"),
+    # the v3-only tests that need no v2 oracle
+    test_v3_keys: _tests(test_v3_keys, "v3_client"),
+    test_v3_watch: _tests(test_v3_watch, "v3_client"),
     test_watch: {
         "test_events_come_once_and_in_order",
         "test_eternal_watch_keeps_its_results",
@@ -61,6 +96,26 @@ def v3_only_etcd_server(v3_only_server: EtcdCluster) -> EtcdCluster:
 def v3_only_prefix(request: pytest.FixtureRequest) -> str:
     """The test's key prefix; its keys go away with the client's namespace."""
     return unique_namespace(request.node.name)
+
+
+@pytest.fixture(name="v3_namespace")
+def v3_only_namespace(
+    request: pytest.FixtureRequest, v3_only_server: EtcdCluster
+) -> Iterator[str]:
+    """A fresh namespace on the server without v2, deleted afterwards."""
+    namespace = unique_namespace(request.node.name)
+    yield namespace
+    wipe(v3_only_server.client_urls[0], namespace)
+
+
+@pytest.fixture(name="v3_client")
+def v3_only_v3_client(v3_only_server: EtcdCluster, v3_namespace: str) -> Iterator[etcd.Client]:
+    """``v3_client`` of the v3 tests, on the server without v2."""
+    client = v3_only_server.client(api="v3", namespace=v3_namespace, lock_prefix="/_locks")
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 @pytest.fixture(name="etcd_client")

@@ -41,17 +41,19 @@ def collect_again(
     one named in *skipped* is not run, for that reason (names as collected
     here, with *prefix*). Tests without an
     ``etcd_client`` argument would run unchanged over v2 and are left out.
-    Each is collected as ``test_`` + *prefix* + the rest of its name; with
-    *only*, just the tests of *module* named there (original names) are.
+    Each is collected as ``test_`` + *prefix* + the rest of its name. With
+    *only*, just the tests of *module* named there (original names) are,
+    whatever fixtures they take.
     """
     if only is not None:
         missing = [name for name in only if not callable(getattr(module, name, None))]
         assert not missing, f"{module.__name__} has no {missing}"
     for name in dir(module):
         test = getattr(module, name)
-        if not name.startswith("test_") or "etcd_client" not in inspect.signature(test).parameters:
-            continue
-        if only is not None and name not in only:
+        if only is not None:
+            if name not in only:
+                continue
+        elif not name.startswith("test_") or "etcd_client" not in takes(test):
             continue
         again = _again(test)  # keeps the marks of *test*, such as parametrize
         again_name = "test_" + prefix + name[len("test_") :]
@@ -61,6 +63,11 @@ def collect_again(
             again = pytest.mark.skip(reason=skipped[again_name])(again)
         assert again_name not in into, f"{again_name} is collected twice"
         into[again_name] = again
+
+
+def takes(test: Callable[..., Any]) -> set[str]:
+    """The names of the fixtures *test* asks for."""
+    return set(inspect.signature(test).parameters)
 
 
 def _again(test: Callable[..., Any]) -> Callable[..., Any]:
