@@ -1,15 +1,16 @@
-"""The key space, watches and recipes over ``api="v3"`` on a server without the
-v2 API, as etcd 3.6 is.
+"""The key space, watches, recipes and cluster calls over ``api="v3"`` on a
+server without the v2 API, as etcd 3.6 is.
 
-``tests/test_v3_parity.py``, ``test_v3_parity_recipes.py``, ``test_v3_keys.py``
-and ``test_v3_watch.py`` run over v3 against the shared server, which serves v2
-as well. Here they are collected again with ``etcd_server``, ``etcd_prefix``,
-``etcd_client``, ``v3_namespace`` and ``v3_client`` taken from a server started
-with ``--enable-v2=false``, so nothing in them may need v2: every test of
+The parity modules (``test_v3_parity*.py``) and most ``test_v3_*.py`` tests run
+over v3 against the shared server, which serves v2 as well. Here they are
+collected again with ``etcd_server``, ``etcd_prefix``, ``etcd_client``,
+``v3_namespace`` and ``v3_client`` taken from a server started with
+``--enable-v2=false``, so nothing in them may need v2: every test of
 ``test_keys.py``; a cheap subset covering each recipe (``Lock`` with its context
 manager, ``KeepAlive``, ``Election``, ``watch``, ``eternal_watch`` and
-``Watcher``); and the v3 tests that need no v2 oracle. Tests over a second
-run only against the shared server.
+``Watcher``); and the v3 tests that need no v2 oracle. Tests over a second run
+only against the shared server; those of ``etcd_cluster_factory`` clusters
+(membership, failover, auth, TLS) start theirs without v2 already.
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ from . import (
     test_keepalive,
     test_keys,
     test_lock,
+    test_v3_cluster,
     test_v3_keys,
     test_v3_parity,
+    test_v3_recipes,
     test_v3_watch,
+    test_v3_watch_last_change,
     test_watch,
 )
 from .v3_support import collect_again, takes, unique_namespace, v3_only_server, wipe
@@ -45,18 +49,20 @@ _SLOW = {
     "test_ttl_zero_expires_the_key_after_the_minimum_lease",
     "test_an_expiry_is_reported_as_a_delete",
     "test_5000_changes_reach_a_slow_watcher_once_each",
+    "test_a_keepalive_key_outlives_its_ttl",
 }
 
 
-def _tests(module: ModuleType, fixture: str) -> set[str]:
-    """The tests of *module* that take *fixture*, but not the v2 oracle, and are not slow."""
-    return {
-        name
-        for name in dir(module)
-        if name.startswith("test_")
-        and fixture in takes(getattr(module, name))
-        and (fixture == "etcd_client" or "etcd_client" not in takes(getattr(module, name)))
-    } - _SLOW
+def _tests(module: ModuleType, *fixtures: str) -> set[str]:
+    """The tests of *module* taking one of *fixtures*, but not the v2 oracle, and not slow."""
+    found = set()
+    for name in dir(module):
+        if not name.startswith("test_"):
+            continue
+        wants = takes(getattr(module, name))
+        if wants & set(fixtures) and ("etcd_client" in fixtures or "etcd_client" not in wants):
+            found.add(name)
+    return found - _SLOW
 
 
 _ONLY = {
@@ -64,6 +70,9 @@ _ONLY = {
     # the v3-only tests that need no v2 oracle
     test_v3_keys: _tests(test_v3_keys, "v3_client"),
     test_v3_watch: _tests(test_v3_watch, "v3_client"),
+    test_v3_watch_last_change: _tests(test_v3_watch_last_change, "v3_client"),
+    test_v3_recipes: _tests(test_v3_recipes, "v3_client"),
+    test_v3_cluster: _tests(test_v3_cluster, "v3_client", "v3_namespace"),
     test_watch: {
         "test_events_come_once_and_in_order",
         "test_eternal_watch_keeps_its_results",
