@@ -10,21 +10,30 @@ both), the file wins.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ._exceptions import EtcdException
+from ._result import _Leaves
 from ._v3_codec import Layout, int_field, unb64
 
 __all__ = ["dir_node", "file_node", "marker_node"]
 
-# The hot loops below decode base64 inline rather than through unb64(): two
+# The hot loop below decodes base64 inline rather than through unb64(): two
 # calls fewer per key and per value of a listing. a2b_base64(strict_mode=True)
-# accepts exactly what unb64() accepts (3.11+); on a failure, or on 3.10,
-# unb64() is called, which gives the result or raises the typed error.
-_INLINE_B64 = sys.version_info >= (3, 11)
-_a2b: Callable[..., bytes] = binascii.a2b_base64
+# accepts exactly what unb64() accepts (3.11+); on a failure unb64() is called,
+# which gives the result or raises the typed error.
+if sys.version_info >= (3, 11):
+    _a2b: Callable[..., bytes] = binascii.a2b_base64
+else:  # pragma: no cover - Python 3.10
+
+    def _a2b(data: Any, strict_mode: bool = True) -> bytes:
+        return base64.b64decode(data, validate=strict_mode)
+
+
 _B64_ERRORS = (binascii.Error, TypeError, ValueError)
 
 
@@ -49,12 +58,15 @@ def marker_node(layout: Layout, kv: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _Entry:
-    """A directory being built: its marker, its files and its subdirectories by name."""
+    """A directory being built: its marker's revisions, its files and subdirectories by name."""
 
     __slots__ = ("children", "files", "marker")
 
     def __init__(self) -> None:
-        self.marker: Mapping[str, Any] | None = None
+        # (create_revision, mod_revision) of the marker, when there is one
+        self.marker: tuple[int, int] | None = None
+        # the v2 node of each file, built as the pairs are read; below a child
+        # of a listing that is not recursive, the pair itself (never shown)
         self.files: dict[str, Mapping[str, Any]] = {}
         self.children: dict[str, _Entry] = {}
 
@@ -66,12 +78,13 @@ def _revisions(entry: _Entry) -> tuple[int, int]:
     stack = [entry]
     while stack:
         current = stack.pop()
-        kvs = list(current.files.values())
+        pairs = [
+            (n["createdIndex"], n["modifiedIndex"]) if "createdIndex" in n else _slow_revisions(n)
+            for n in current.files.values()
+        ]
         if current.marker is not None:
-            kvs.append(current.marker)
-        for kv in kvs:
-            c = int_field(kv, "create_revision")
-            m = int_field(kv, "mod_revision")
+            pairs.append(current.marker)
+        for c, m in pairs:
             created = c if not created or c < created else created
             modified = max(modified, m)
         stack.extend(current.children.values())
@@ -81,49 +94,37 @@ def _revisions(entry: _Entry) -> tuple[int, int]:
 def _render(entry: _Entry, key: str, depth: int) -> dict[str, Any]:
     """The v2 node of the directory *entry*; *depth* levels of children are included."""
     node: dict[str, Any] = {"key": key, "dir": True}
-    if entry.marker is not None:
-        node["modifiedIndex"] = int_field(entry.marker, "mod_revision")
-        node["createdIndex"] = int_field(entry.marker, "create_revision")
-    else:
-        created, modified = _revisions(entry)
-        node["modifiedIndex"] = modified
-        node["createdIndex"] = created
+    created, modified = entry.marker or _revisions(entry)
+    node["modifiedIndex"] = modified
+    node["createdIndex"] = created
     files, children = entry.files, entry.children
     if depth > 0 and (files or children):
-        nodes = []
-        for name in sorted(files.keys() | children.keys() if children else files):
-            if name.startswith("_"):
-                continue  # hidden, as v2 listings do
-            kv = files.get(name)
-            if kv is None:
-                nodes.append(_render(children[name], f"{key}/{name}", depth - 1))
-                continue
-            # a file (it wins over a directory of the same name), built inline: this
-            # runs once per file of a listing
-            try:
-                modified, created = int(kv["mod_revision"]), int(kv["create_revision"])
-            except (KeyError, TypeError, ValueError):  # as int_field: missing is 0, garbage raises
-                modified = int_field(kv, "mod_revision")
-                created = int_field(kv, "create_revision")
-            data = kv.get("value")
-            if data and _INLINE_B64:
-                try:
-                    value = _a2b(data, strict_mode=True).decode("utf-8", "replace")
-                except _B64_ERRORS:
-                    value = unb64(data)  # raises the typed error
-            else:
-                value = unb64(data)
-            nodes.append(
-                {
-                    "key": f"{key}/{name}",
-                    "value": value,
-                    "modifiedIndex": modified,
-                    "createdIndex": created,
-                }
-            )
+        if not children:
+            # the usual directory, of files only: its children are plain leaves
+            nodes: list[Any] = _Leaves([files[name] for name in sorted(files) if name[0] != "_"])
+        else:
+            nodes = []
+            for name in sorted(files.keys() | children.keys()):
+                if name[0] == "_":
+                    continue  # hidden, as v2 listings do
+                leaf = files.get(name)  # a file wins over a directory of the same name
+                if leaf is None:
+                    leaf = _render(children[name], f"{key}/{name}", depth - 1)
+                nodes.append(leaf)
         if nodes:
             node["nodes"] = nodes
     return node
+
+
+def _slow_text(kv: Any, field: str) -> str:
+    """The text of the base64 *field* of the pair *kv*, with the typed errors of a bad answer."""
+    if not isinstance(kv, Mapping):
+        raise EtcdException(f"Unable to decode server response: a pair is {kv!r}")
+    return unb64(kv.get(field))
+
+
+def _slow_revisions(kv: Mapping[str, Any]) -> tuple[int, int]:
+    return int_field(kv, "create_revision"), int_field(kv, "mod_revision")
 
 
 def dir_node(
@@ -132,36 +133,39 @@ def dir_node(
     """The v2 node of the directory *path* from the pairs of its prefix range.
 
     :param path: the directory's v2 path, ``""`` for the root.
-    :param kvs: the pairs of the range ``[marker, end)``.
+    :param kvs: the pairs of the range ``[marker, end)``, in any order.
     :param recursive: include the whole tree, not only the direct children.
     :returns: the node, or ``None`` when *kvs* is empty (no such directory).
+    :raises etcd.EtcdException: a pair is not what the gateway sends.
     """
-    prefix = layout.marker(path)
-    cut = len(prefix)
+    cut = len(layout.marker(path))
+    skip = len(layout.namespace)
+    if not isinstance(kvs, list):
+        kvs = list(kvs)
+    if not kvs:
+        return None
     root = _Entry()
-    found = False
-    # the pairs come sorted, so a directory's files follow each other: remember the last one
-    last_parent, last_entry = "", root
+    a2b = _a2b
+    # Keys written together (a migration, a transaction) follow each other with
+    # the same revision, and most keys were never overwritten (created at their
+    # last revision): int() runs only when the revision's text changes.
+    last_text: Any = None
+    last_revision = 0
+    # This loop runs once per key of a recursive read, so it does the least it
+    # can: every leaf is built here, in one pass, and the directories only
+    # collect them. The pairs come sorted, so the files of a directory follow
+    # each other: the last directory is remembered.
+    last_parent: str | None = None
+    last_entry = entry = root
     for kv in kvs:
-        found = True
-        data = kv.get("key")
-        if data and _INLINE_B64:
-            try:
-                rest = _a2b(data, strict_mode=True).decode("utf-8", "replace")[cut:]
-            except _B64_ERRORS:
-                rest = unb64(data)[cut:]  # raises the typed error
-        else:
-            rest = unb64(data)[cut:]
-        parent, slash, name = rest.rpartition("/")
-        if not slash:  # a file right below the directory, or its own marker
-            if name:
-                root.files[name] = kv
-            else:
-                root.marker = kv
-            continue
-        if parent == last_parent and last_entry is not root:
-            entry = last_entry
-        else:
+        try:
+            full = a2b(kv["key"], strict_mode=True).decode()
+        except (KeyError, *_B64_ERRORS):  # also not UTF-8 (a ValueError)
+            full = _slow_text(kv, "key")  # a missing key is "", garbage raises
+        parent, slash, name = full[cut:].rpartition("/")
+        if not slash:
+            entry = root
+        elif parent != last_parent:
             parts = parent.split("/")
             if "" in parts:
                 continue  # "a//b": a key no v2 path can name
@@ -172,12 +176,35 @@ def dir_node(
                     child = entry.children[part] = _Entry()
                 entry = child
             last_parent, last_entry = parent, entry
-        if name:
-            entry.files[name] = kv
         else:
-            entry.marker = kv
-    if not found:
-        return None
+            entry = last_entry
+        if not name:  # a directory marker
+            entry.marker = _slow_revisions(kv)
+            continue
+        if not recursive and entry is not root:
+            entry.files[name] = kv  # below a child of a listing: only its revisions may count
+            continue
+        try:
+            text = kv["create_revision"]
+            if text != last_text:
+                last_revision, last_text = int(text), text
+            created = last_revision
+            text = kv["mod_revision"]
+            if text != last_text:
+                last_revision, last_text = int(text), text
+            modified = last_revision
+        except (KeyError, TypeError, ValueError):  # as int_field: missing is 0, garbage raises
+            created, modified = _slow_revisions(kv)
+        try:
+            value = a2b(kv["value"], strict_mode=True).decode()
+        except (KeyError, *_B64_ERRORS):
+            value = _slow_text(kv, "value")  # an empty value is left out
+        entry.files[name] = {
+            "key": full[skip:] if skip else full,
+            "value": value,
+            "modifiedIndex": modified,
+            "createdIndex": created,
+        }
     depth = 1 << 30 if recursive else 1
     node = _render(root, path, depth)
     if path == "":

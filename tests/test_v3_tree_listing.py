@@ -10,9 +10,11 @@ import base64
 import random
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import etcd
 from etcd._v3_codec import Layout
 from etcd._v3_tree import dir_node
 
@@ -91,3 +93,71 @@ def test_a_listing_has_every_visible_file_once_in_any_order(keys, namespace, see
     names = [child["key"] for child in flat.get("nodes", ())]
     assert names == sorted(names) and len(names) == len(set(names))
     assert all("nodes" not in child for child in flat.get("nodes", ()))
+
+
+def _kv(key: str, created: Any, modified: Any, value: str = "v") -> dict[str, Any]:
+    kv = {"key": base64.b64encode(key.encode()).decode(), "create_revision": created}
+    kv["mod_revision"] = modified
+    if value:
+        kv["value"] = base64.b64encode(value.encode()).decode()
+    return kv
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    revisions=st.lists(
+        st.tuples(st.sampled_from(["1", "2", "10", "11"]), st.booleans()), max_size=12
+    )
+)
+def test_each_leaf_has_the_revisions_of_its_own_pair(revisions):
+    """Neighbours often share revisions (written in one transaction); some were overwritten."""
+    kvs = [
+        _kv(f"/d/k{number:02d}", created, str(int(created) + 5) if overwritten else created)
+        for number, (created, overwritten) in enumerate(revisions)
+    ]
+    node = dir_node(Layout(), "/d", kvs, recursive=True)
+    got = [(n["createdIndex"], n["modifiedIndex"]) for n in (node or {}).get("nodes", ())]
+    assert got == [(int(kv["create_revision"]), int(kv["mod_revision"])) for kv in kvs]
+
+
+@pytest.mark.parametrize(
+    "revisions",
+    [[("5", "5"), ("5", "x")], [("x", "x")], [("5", "5"), ("5.0", "5.0")], [("7", [7])]],
+    ids=["after-a-good-one", "first", "float", "not-text"],
+)
+def test_a_revision_that_is_not_a_number_is_a_typed_error(revisions):
+    kvs = [_kv(f"/d/k{n}", c, m) for n, (c, m) in enumerate(revisions)]
+    with pytest.raises(etcd.EtcdException, match="Unable to decode server response"):
+        dir_node(Layout(), "/d", kvs, recursive=True)
+
+
+def test_a_listing_gives_an_implicit_directory_the_revisions_below_it():
+    kvs = [_kv("/d/a/x", "4", "9"), _kv("/d/a/y/z", "3", "6"), _kv("/d/f", "8", "8")]
+    for recursive in (True, False):
+        node = dir_node(Layout(), "/d", kvs, recursive=recursive)
+        assert node is not None
+        child = node["nodes"][0]
+        assert (child["key"], child["createdIndex"], child["modifiedIndex"]) == ("/d/a", 3, 9)
+        assert ("nodes" in child) is recursive
+        assert node["nodes"][1] == {
+            "key": "/d/f",
+            "value": "v",
+            "modifiedIndex": 8,
+            "createdIndex": 8,
+        }
+
+
+def test_a_pair_that_is_not_an_object_is_a_typed_error():
+    pairs: list[Any] = [_kv("/d/a", "2", "2"), ["not", "a", "pair"]]
+    with pytest.raises(etcd.EtcdException, match="Unable to decode server response"):
+        dir_node(Layout(), "/d", pairs, recursive=True)
+
+
+def test_a_walk_of_a_listing_yields_every_leaf_with_its_value():
+    kvs = [_kv(f"/d/{d}/k{k}", "2", "2", f"{d}{k}") for d in "ab" for k in range(3)]
+    kvs.insert(0, _kv("/d/top", "3", "3", "t"))
+    node = dir_node(Layout(), "/d", kvs, recursive=True)
+    result = etcd.EtcdResult("get", node)
+    assert [(leaf.key, leaf.value) for leaf in result.leaves] == [
+        (f"/d/{d}/k{k}", f"{d}{k}") for d in "ab" for k in range(3)
+    ] + [("/d/top", "t")]
