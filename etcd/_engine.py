@@ -32,7 +32,6 @@ import contextvars
 import dataclasses
 import enum
 import functools
-import json
 import logging
 import time
 import types
@@ -41,9 +40,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 import urllib3
 
-from . import _transport, _wire
+from . import _fallback, _transport, _wire
 from ._exceptions import (
-    EtcdBadResponse,
     EtcdClusterIdChanged,
     EtcdConnectionFailed,
     EtcdException,
@@ -336,89 +334,57 @@ def all_failed(
 
 
 def _send_once(
-    client: Client, base: str, request: Request, timeout: _transport.TimeoutValue
+    client: Client,
+    base: str,
+    request: Request,
+    timeout: _transport.TimeoutValue,
+    *,
+    check_cluster_id: bool = True,
 ) -> urllib3.BaseHTTPResponse:
-    """The single point where the client sends a request to a member."""
-    method = request.method
-    params = request.params
-    url = base + request.path
+    """The single point where the client sends a request to a member.
+
+    :param check_cluster_id: compare the answer's cluster id with the one
+        learned before (``machines`` makes no such check, compat §5).
+    """
     headers = client._get_headers()
     if request.headers:
         headers.update(request.headers)
-    kw: dict[str, Any] = {
-        "headers": headers,
-        "timeout": timeout,
-        "redirect": client._allow_redirect,
-        "retries": client._retries,
-        "preload_content": False,
-    }
+    on_headers = functools.partial(_check_cluster_id, client) if check_cluster_id else _no_check
     http = client.http
+    seconds = _wire.seconds(timeout)
     if _wire.usable(http):  # the client's own pool manager: the lean path
         answer = _wire.send(
             http,
             base,
-            method,
+            request.method,
             request.path,
-            params,
+            request.params,
             json_body=request.json_body,
             headers=headers,
-            timeout=_wire.seconds(timeout),
+            timeout=seconds,
             retries=client._retries,
-            on_headers=functools.partial(_check_cluster_id, client),
+            on_headers=on_headers,
             max_bytes=client._max_response_size,
         )
         if answer is not None:
             # it has what compat §10.1 asks of a response: status, data, headers ...
             return cast(urllib3.BaseHTTPResponse, answer)
-    try:
-        if request.json_body:
-            headers["Content-Type"] = "application/json"
-            response = http.urlopen(method, url, body=json.dumps(params), **kw)
-        elif method == "GET" or method == "DELETE":
-            if params or type(http) is not urllib3.PoolManager or "request" in vars(http):
-                response = http.request(method, url, fields=params, **kw)
-            else:
-                # what request() would do without fields, minus two calls
-                response = http.urlopen(method, url, **kw)
-        else:
-            response = http.request_encode_body(
-                method, url, fields=params, encode_multipart=False, **kw
-            )
-    except ValueError as exc:
-        if not _from_urllib3(exc, http):
-            raise
-        # for example a redirect to an invalid URL, which urllib3 leaks as a ValueError
-        raise EtcdBadResponse(
-            f"urllib3 could not send {method} {url} or follow the answer: {exc}"
-        ) from exc
-    try:
-        _check_cluster_id(client, response)
-        _wire.refuse_unwanted(response, url, client._max_response_size)
-        try:
-            response.data  # noqa: B018 - read the body while its errors are transport errors
-        except _transport.TRANSPORT_ERRORS as exc:
-            _transport.remember_headers(exc, getattr(response, "headers", {}))
-            raise
-        except ValueError as exc:  # http.client's, for a negative chunk size
-            if not _from_urllib3(exc, http):
-                raise
-            response.close()  # its connection is in an unknown state
-            broken = urllib3.exceptions.ProtocolError(f"the answer broke HTTP: {exc}", exc)
-            _transport.remember_headers(broken, getattr(response, "headers", {}))
-            raise broken from exc
-    finally:
-        # a test double written for 0.4.5 may lack it (compat §10.2)
-        release = getattr(response, "release_conn", None)
-        if release is not None:
-            release()
-    return response
-
-
-def _from_urllib3(exc: ValueError, http: Any) -> bool:
-    """Whether *exc* is a bare ValueError that urllib3 or http.client let through."""
-    return isinstance(http, urllib3.PoolManager) and not isinstance(
-        exc, (EtcdException, urllib3.exceptions.HTTPError)
+    response: urllib3.BaseHTTPResponse = _fallback.send(
+        http,
+        base,
+        request.method,
+        request.path,
+        request.params,
+        json_body=request.json_body,
+        headers=headers,
+        timeout=timeout,
+        seconds=seconds,
+        redirect=client._allow_redirect,
+        retries=client._retries,
+        on_headers=on_headers,
+        max_bytes=client._max_response_size,
     )
+    return response
 
 
 def _check_cluster_id(client: Client, response: _transport.HTTPAnswer) -> None:
@@ -494,7 +460,8 @@ def machines(client: Client) -> list[str]:
     path = client.version_prefix + "/machines"
 
     def ask(base: str, timeout: _transport.TimeoutValue) -> list[str]:
-        response = _machines_once(client, base, path, timeout)
+        request = Request(client._MGET, path)
+        response = _send_once(client, base, request, timeout, check_cluster_id=False)
         client._handle_server_response(response)
         text = response.data.decode("utf-8", errors="replace")
         return [part.strip() for part in text.split(",") if part.strip()]
@@ -533,37 +500,6 @@ def ask_members(
                     f"the wrong host(s) to connect to? {'; '.join(failed)}."
                     f"{' ' if hint else ''}{hint}"
                 ) from exc
-
-
-def _machines_once(
-    client: Client, base: str, path: str, timeout: _transport.TimeoutValue
-) -> urllib3.BaseHTTPResponse:
-    """One ``GET /v2/machines``: through ``http.request`` unless the lean path can send it."""
-    http = client.http
-    if _wire.usable(http):
-        answer = _wire.send(
-            http,
-            base,
-            client._MGET,
-            path,
-            None,
-            json_body=False,
-            headers=client._get_headers(),
-            timeout=_wire.seconds(timeout),
-            retries=client._retries,
-            on_headers=_no_check,
-            max_bytes=client._max_response_size,
-        )
-        if answer is not None:
-            return cast(urllib3.BaseHTTPResponse, answer)
-    return http.request(
-        client._MGET,
-        base + path,
-        headers=client._get_headers(),
-        timeout=timeout,
-        redirect=client._allow_redirect,
-        retries=client._retries,
-    )
 
 
 def _no_check(response: _transport.HTTPAnswer) -> None:

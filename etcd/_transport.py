@@ -30,6 +30,7 @@ import urllib3.exceptions
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from . import _watchdog
 from ._exceptions import EtcdTypeError, EtcdValueError
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "etcd_index_of",
     "explain",
     "failure_message",
+    "in_connect",
     "make_pool_manager",
     "no_retries",
     "pool_manager",
@@ -103,7 +105,11 @@ def classify(exc: BaseException, *, watching: bool) -> FailureKind:
     :param watching: the request was a long poll (``wait=true``).
     """
     root = _root(exc)
-    if watching and isinstance(root, (urllib3.exceptions.ReadTimeoutError, TimeoutError)):
+    if (
+        watching
+        and isinstance(root, (urllib3.exceptions.ReadTimeoutError, TimeoutError))
+        and not in_connect(exc)  # a TLS handshake that timed out is no quiet watch
+    ):
         return FailureKind.WATCH_TIMEOUT
     if isinstance(
         root,
@@ -113,9 +119,26 @@ def classify(exc: BaseException, *, watching: bool) -> FailureKind:
             urllib3.exceptions.LocationParseError,
             ConnectionRefusedError,
         ),
-    ) or any(cause.__dict__.get(_IN_CONNECT) for cause in _causes(exc)):
+    ) or in_connect(exc):
         return FailureKind.NOT_SENT
     return FailureKind.SENT
+
+
+def in_connect(exc: BaseException) -> bool:
+    """Whether *exc* happened while connecting (TCP or TLS), before anything was sent.
+
+    The client's own connections mark such errors; for a pool manager of the
+    caller's, a TLS handshake that timed out is recognised by ssl's message.
+    """
+    return any(
+        cause.__dict__.get(_IN_CONNECT)
+        or (isinstance(cause, OSError) and _HANDSHAKE_TIMEOUT in str(cause))
+        for cause in _causes(exc)
+    )
+
+
+# What ssl says when a TLS handshake outlives its socket's timeout.
+_HANDSHAKE_TIMEOUT = "handshake operation timed out"
 
 
 def remember_headers(exc: BaseException, headers: Mapping[str, str]) -> None:
@@ -515,12 +538,15 @@ def pool_manager(
     """
 
     def connect(conn: HTTPConnection, base: type[HTTPConnection]) -> None:
+        _watchdog.watch(conn)
         try:
             base.connect(conn)
+            _watchdog.connected(conn)
         except BaseException as exc:
             exc.__dict__[_IN_CONNECT] = True
             raise
         finally:
+            conn.__dict__.pop(_watchdog.DEADLINE_ATTR, None)
             release = conn.__dict__.pop("_etcd_release", None)
             if release is not None:
                 release()
@@ -529,6 +555,7 @@ def pool_manager(
 
     def new_conn(conn: HTTPConnection, base: type[HTTPConnection]) -> socket.socket:
         sock = base._new_conn(conn)
+        _watchdog.shrink(conn, sock)  # TCP connect and TLS handshake share one deadline
         if on_socket is not None:
             conn.__dict__["_etcd_release"] = on_socket(sock)
         return sock
@@ -540,12 +567,20 @@ def pool_manager(
         def _new_conn(self) -> socket.socket:
             return new_conn(self, HTTPConnection)
 
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            _watchdog.watch(self)  # a request urllib3 sends: under the call's deadline
+            HTTPConnection.request(self, *args, **kwargs)
+
     class _SecureConnection(HTTPSConnection):
         def connect(self) -> None:
             connect(self, HTTPSConnection)
 
         def _new_conn(self) -> socket.socket:
             return new_conn(self, HTTPSConnection)
+
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            _watchdog.watch(self)  # a request urllib3 sends: under the call's deadline
+            HTTPSConnection.request(self, *args, **kwargs)
 
     class _Pool(HTTPConnectionPool):
         ConnectionCls = _Connection

@@ -11,10 +11,10 @@ straight from the socket.
 
 :func:`send` handles the common request and returns ``None`` for anything
 unusual (a header or path urllib3 would rewrite or refuse), which the client
-then sends through urllib3 as before. :func:`usable` says whether the client's
-``http`` is still the pool manager the client built, so that a replaced
-``http`` (a proxy manager, a test double, a patched ``request``) sees every
-request.
+then sends through urllib3 (:mod:`etcd._fallback`, under the same deadline).
+:func:`usable` says whether the client's ``http`` is still the pool manager
+the client built, so that a replaced ``http`` (a proxy manager, a test
+double, a patched ``request``) sees every request.
 
 One monotonic deadline bounds each exchange: connecting, the TLS handshake,
 sending, interim ``1xx`` answers, the headers and the body all count against
@@ -39,13 +39,14 @@ from typing import Any, NoReturn, TypeGuard
 import urllib3
 from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPConnectionPool
-from urllib3.exceptions import ProtocolError, ReadTimeoutError, SSLError
+from urllib3.exceptions import ConnectTimeoutError, ProtocolError, ReadTimeoutError, SSLError
 from urllib3.util import parse_url
 from urllib3.util.ssltransport import SSLTransport
 
 from ._answer import REDIRECTS, Headers, Response, compressed, refuse_unwanted, too_large
 from ._exceptions import EtcdBadResponse, EtcdException
-from ._transport import EtcdPoolManager, remember_headers
+from ._transport import EtcdPoolManager, in_connect, remember_headers
+from ._watchdog import DEADLINE_ATTR
 
 try:  # the class urllib3 raises for a host-name mismatch when ssl's own check is off
     from urllib3.util.ssl_match_hostname import CertificateError
@@ -314,6 +315,7 @@ class _Exchange:
     def _connect(self, conn: HTTPConnection) -> None:
         if self.deadline is not None:
             conn.timeout = max(self.deadline - time.monotonic(), 0.001)
+            conn.__dict__[DEADLINE_ATTR] = self.deadline  # for the TLS handshake
         else:
             conn.timeout = None
         conn.connect()
@@ -536,6 +538,13 @@ class _Exchange:
                 self.pool,
                 self.url,
                 f"Read timed out. (the answer did not complete within {self.timeout} s)",
+            )
+        elif (
+            isinstance(exc, (TimeoutError, socket.timeout))
+            or (isinstance(exc, ssl.SSLError) and "timed out" in str(exc))
+        ) and in_connect(exc):
+            new = ConnectTimeoutError(
+                f"Connecting to {self.url} timed out. (connect timeout={self.timeout})"
             )
         elif isinstance(exc, (TimeoutError, socket.timeout)) or (
             isinstance(exc, ssl.SSLError) and "timed out" in str(exc)

@@ -76,6 +76,11 @@ class Client(KeySpace, _members.Membership):
         second. A watch's wait for its event counts too. With
         ``allow_reconnect``, a call that fails over may use this time once
         per member it tries. A call's own ``timeout`` argument replaces it.
+        The rule holds for the client's own transport, including the requests
+        it leaves to urllib3; once ``http`` is replaced by a pool manager of
+        the caller's (a ``urllib3.ProxyManager``, say), the body still counts
+        against the deadline but connecting and the headers get only urllib3's
+        timeout for each socket wait, and a test double is not timed at all.
     :param allow_redirect: follow HTTP redirects.
     :param protocol: ``"http"`` or ``"https"``.
     :param cert: a PEM file with the client certificate and its key, or a
@@ -115,7 +120,8 @@ class Client(KeySpace, _members.Membership):
         ``"/v2"``, that keeps this client's tree apart from other v3 users.
     :param max_response_size: the largest answer body accepted, in bytes; a
         larger one raises :class:`etcd.EtcdBadResponse` before it is read
-        whole. The default, 256 MiB, holds a recursive read of several
+        whole, whether or not the server announced its length, and its
+        connection is closed. The default, 256 MiB, holds a recursive read of several
         hundred thousand keys; ``None`` accepts any size. A compressed answer
         (which the client never asks for) is refused whatever its size.
     :raises EtcdTypeError: an unknown *api*, or a *namespace* without

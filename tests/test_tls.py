@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ import etcd
 from etcd.testing import EtcdCluster
 
 from .certs import CertificateSet, make_certificates
-from .fakes import refusing_port
+from .fakes import Fault, FaultProxy, refusing_port
 
 #: Long enough that a failure which waited for it says "timed out".
 READ_TIMEOUT = 30
@@ -255,3 +256,49 @@ def test_other_connection_errors_keep_the_045_start_and_no_tls_advice():
         f"Connection to etcd failed due to http://127.0.0.1:{port}: connection refused."
     )
     assert "TLS" not in str(error)
+
+
+# --------------------------------------------------------------------------
+# A TLS handshake that drips counts against the exchange's deadline
+
+DRIP_TIMEOUT = 1.0
+
+DRIPPED_CALLS = {
+    "read": lambda client: client.read("/"),
+    "watch": lambda client: client.watch("/dripped", timeout=DRIP_TIMEOUT),
+}
+
+
+@pytest.fixture
+def dripping_proxy(tls_server: EtcdCluster) -> Iterator[FaultProxy]:
+    """A proxy in front of the TLS etcd that relays the server's bytes one per 50 ms."""
+    with FaultProxy("127.0.0.1", tls_server.members[0].port) as proxy:
+        proxy.inject(Fault("drip", delay=0.05), times=None)
+        yield proxy
+
+
+@pytest.mark.parametrize("call", DRIPPED_CALLS.values(), ids=DRIPPED_CALLS.keys())
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "urllib3"])
+def test_a_dripping_tls_handshake_is_a_connect_failure_within_the_deadline(
+    dripping_proxy, certs, call, lean
+):
+    client = etcd.Client(
+        host="127.0.0.1",
+        port=dripping_proxy.port,
+        protocol="https",
+        ca_cert=certs.ca,
+        read_timeout=DRIP_TIMEOUT,
+    )
+    with client:
+        if not lean:
+            client.http = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=certs.ca)
+        started = time.monotonic()
+        with pytest.raises(etcd.EtcdConnectionFailed) as info:
+            call(client)
+        elapsed = time.monotonic() - started
+    assert dripping_proxy.faults_applied >= 1
+    assert elapsed < DRIP_TIMEOUT + 1, f"the call took {elapsed:.2f} s: {info.value}"
+    # nothing was sent: no watch that saw no change, but a member that could not be reached
+    assert not isinstance(info.value, etcd.EtcdWatchTimedOut), info.value
+    if lean:
+        assert "while connecting" in str(info.value)
