@@ -717,10 +717,16 @@ class FaultProxy:
 
     :param host: the server's address.
     :param port: the server's port.
+    :param accept_after: keep the proxy's accept queue full for this many
+        seconds, so that the kernel drops new connections' SYNs and clients
+        connect only when they send it again (about a second later): an
+        overloaded server, whose TCP connects are slow.
     """
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, *, accept_after: float = 0.0) -> None:
         self._upstream = (host, port)
+        self._accept_after = accept_after
+        self._filler: socket.socket | None = None
         self._lock = threading.Lock()
         self._fault: Fault | None = None
         self._times: int | None = None
@@ -736,10 +742,12 @@ class FaultProxy:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((self.host, 0))
-        listener.listen(64)
+        listener.listen(0 if self._accept_after else 64)
         listener.settimeout(0.2)
         self._listener = listener
         self.port = listener.getsockname()[1]
+        if self._accept_after:  # one connection that nobody accepts fills the queue
+            self._filler = socket.create_connection((self.host, self.port))
         self._spawn(self._accept_loop, "accept")
         return self
 
@@ -782,6 +790,8 @@ class FaultProxy:
             thread.join(10)
         if self._listener is not None:
             self._listener.close()
+        if self._filler is not None:
+            self._filler.close()
 
     # -- relay threads -----------------------------------------------------
 
@@ -794,6 +804,10 @@ class FaultProxy:
 
     def _accept_loop(self) -> None:
         assert self._listener is not None
+        if self._filler is not None and not self._closing.wait(self._accept_after):
+            with contextlib.suppress(OSError):
+                self._listener.accept()[0].close()
+            self._filler.close()
         while not self._closing.is_set():
             try:
                 client, _ = self._listener.accept()

@@ -302,3 +302,25 @@ def test_a_dripping_tls_handshake_is_a_connect_failure_within_the_deadline(
     assert not isinstance(info.value, etcd.EtcdWatchTimedOut), info.value
     if lean:
         assert "while connecting" in str(info.value)
+
+
+def test_a_slow_connect_and_a_dripping_tls_handshake_share_one_deadline(tls_server, certs):
+    # The proxy's accept queue stays full for 1.5 s: the client's SYN is dropped and
+    # sent again, so the TCP connect takes a good part of the timeout; the TLS
+    # handshake then gets only what is left, not a fresh timeout of its own.
+    timeout = 3.0
+    with FaultProxy("127.0.0.1", tls_server.members[0].port, accept_after=1.5) as proxy:
+        proxy.inject(Fault("drip", delay=0.05), times=None)
+        client = etcd.Client(
+            host="127.0.0.1",
+            port=proxy.port,
+            protocol="https",
+            ca_cert=certs.ca,
+            read_timeout=timeout,
+        )
+        started = time.monotonic()
+        with client, pytest.raises(etcd.EtcdConnectionFailed) as info:
+            client.read("/")
+        elapsed = time.monotonic() - started
+    assert elapsed < timeout + 1, f"the call took {elapsed:.2f} s: {info.value}"
+    assert "while connecting" in str(info.value)
