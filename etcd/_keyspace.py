@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 # Keywords of write and delete that are not sent as parameters (compat §4.2).
 _WRITE_EXTRAS = frozenset({"timeout", "idempotent", "_endpoint"})
 _DELETE_EXTRAS = frozenset({"timeout", "idempotent"})
+# The jitter of watch retries has its own generator: the global one is the application's.
+_JITTER = random.Random()
 
 
 def _as_client(mixin: KeySpace) -> Client:
@@ -346,7 +348,7 @@ class KeySpace:
                 # The server dropped the watch: ask again from the same index, at
                 # once the first time, then after a growing, jittered wait, so
                 # that a member that drops every watch is not asked in a loop.
-                delay = backoff.delay(dropped) * random.uniform(0.5, 1.0)
+                delay = backoff.delay(dropped) * _JITTER.uniform(0.5, 1.0)
                 dropped += 1
                 if delay:
                     log.debug(

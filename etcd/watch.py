@@ -74,10 +74,15 @@ log = logging.getLogger(__name__)
 _RETRY = Backoff(first=0.05, maximum=2.0)
 
 
+# The client's own generator: the global one is the application's (and a test
+# framework may watch it for changes, as hypothesis does while it draws).
+_JITTER = random.Random()
+
+
 def _jittered(delay: float) -> float:
     """*delay* shortened by up to a half at random, so that many watchers of a
     failing member do not come back in step."""
-    return delay * random.uniform(0.5, 1.0)
+    return delay * _JITTER.uniform(0.5, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)

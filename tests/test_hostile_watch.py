@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import time
 from typing import Any
 
@@ -150,3 +151,19 @@ def test_watcher_delivers_at_once_after_drops_once_an_event_came(caplog):
     assert [r.params["waitIndex"] for r in fake.requests] == [["7"], ["7"], ["7"], ["8"], ["8"]]
     waits = [r for r in caplog.records if "waiting" in r.getMessage()]
     assert len(waits) == 1  # the second drop before event 7; none before event 8
+
+
+def test_the_backoff_jitter_leaves_the_global_random_generator_alone():
+    # The global generator is the application's; hypothesis, for one, fails a test
+    # when another thread's watch loop changes it while a strategy draws.
+    random.seed(13)
+    state = random.getstate()
+    event = Reply.etcd(_event(7), index=6)
+    answers = (CLEARED, CLEARED, CLEARED, event, CLEARED, CLEARED, event)
+    with FakeServer(*answers) as fake, etcd.Client(port=fake.port) as client:
+        events = client.eternal_watch("/w", index=7)
+        assert next(events).modifiedIndex == 7
+        with client.watcher("/w", index=7) as watcher:
+            assert next(watcher).modifiedIndex == 7  # type: ignore[union-attr]
+    assert len(fake.requests) == 7  # every drop was asked again, through the jitter
+    assert random.getstate() == state
