@@ -202,8 +202,10 @@ class Request(NamedTuple):
     :param no_content: a 204 answer is a success (the members API).
     :param headers: headers added to those of ``client._get_headers()``.
     :param raw: return any answer that arrived, whatever its status, for a
-        protocol that reads errors from the body (the v3 gateway); a 5xx is
-        then not failed over.
+        protocol that reads errors from the body (the v3 gateway).
+    :param raise_for_answer: with *raw*, raises the protocol's exception for a
+        failed answer; a 5xx answer to an idempotent request is then failed
+        over as for v2, and the last member's error raised when none is left.
     """
 
     method: str
@@ -216,6 +218,7 @@ class Request(NamedTuple):
     no_content: bool = False
     headers: Mapping[str, str] | None = None
     raw: bool = False
+    raise_for_answer: Callable[[urllib3.BaseHTTPResponse], object] | None = None
 
     def is_watch(self) -> bool:
         if self.watching is not None:
@@ -254,15 +257,17 @@ def send(client: Client, request: Request) -> urllib3.BaseHTTPResponse:
             raise _translated(
                 exc, kind, request, base, idempotent=idempotent, seconds=_seconds(client, request)
             ) from exc
-        if request.raw:
-            return response
         if (
             response.status >= 500
             and idempotent
             and client._allow_reconnect
             and client._failover_on_server_error
+            and (not request.raw or request.raise_for_answer is not None)
         ):
             try:
+                if request.raise_for_answer is not None:
+                    request.raise_for_answer(response)
+                    return response  # the protocol found no error in it
                 return client._handle_server_response(response)  # a subclass may accept it
             except EtcdException as server_error:
                 log.warning("%s answered %s: %s", base, response.status, server_error)
@@ -272,6 +277,8 @@ def send(client: Client, request: Request) -> urllib3.BaseHTTPResponse:
                     raise server_error from None  # every member tried: the server's own error
             time.sleep(SERVER_ERROR_BACKOFF.delay(len(failures)))
             continue
+        if request.raw:
+            return response
         if request.no_content and response.status == 204:
             return response
         return client._handle_server_response(response)

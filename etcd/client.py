@@ -60,6 +60,10 @@ DEFAULT_MAX_RESPONSE_SIZE = 256 * 1024 * 1024
 log = logging.getLogger(__name__)
 
 
+def _raise_for_v3_answer(response: urllib3.BaseHTTPResponse) -> None:
+    decode_answer(response.status, response.data)
+
+
 class Client(KeySpace, _members.Membership):
     """A client of one etcd cluster, speaking the v2 HTTP API.
 
@@ -111,8 +115,7 @@ class Client(KeySpace, _members.Membership):
         write marked ``idempotent``) that a member answers with a 5xx status
         (no leader, a raft timeout, a failing proxy) is tried on the next
         member, after a short backoff; other requests raise the error. With
-        ``api="v3"`` the gateway's answer decides the error and server errors
-        are raised at once.
+        ``api="v3"`` the same holds for the gateway's answers.
     :param api: ``"v2"`` speaks etcd's v2 API; ``"v3"`` carries the same calls
         over etcd's v3 JSON gateway, for etcd 3.6 and later, which have no v2
         API (see :doc:`v3`). The two APIs keep separate data.
@@ -552,6 +555,7 @@ class Client(KeySpace, _members.Membership):
             json_body=True,
             idempotent=idempotent or _engine.IDEMPOTENT.get(),
             raw=True,
+            raise_for_answer=_raise_for_v3_answer,
         )
         response = self._request(request)
         try:

@@ -9,7 +9,7 @@ import pytest
 import etcd
 
 from .fake_dns import FakeDns
-from .fakes import refusing_port
+from .fakes import FakeServer, Reply, refusing_port
 from .helpers import wait_for
 from .v3_support import RecordingPool, v3_client, v3_namespace
 
@@ -205,3 +205,62 @@ def test_machines_walks_the_members_without_editing_the_cached_list(etcd_server,
     message = str(info.value)
     assert message.startswith("Could not get the list of servers")
     assert f"{dead1}: connection refused" in message and f"{dead2}: connection" in message
+
+
+# The gateway's answer when its member has no leader (3.4/3.5 form).
+_NO_LEADER = Reply.json(
+    {"error": "etcdserver: no leader", "code": 14, "message": "etcdserver: no leader"}, 503
+)
+
+
+def test_server_errors_fail_over_reads_but_not_writes(etcd_server, v3_namespace):
+    real = etcd_server.members[0]
+    with FakeServer(default=_NO_LEADER) as fake:
+        client = etcd.Client(
+            host=(("127.0.0.1", fake.port), (real.host, real.port)),
+            allow_reconnect=True,
+            use_proxies=True,
+            api="v3",
+            namespace=v3_namespace,
+        )
+        client.write("/k", "v", idempotent=True)  # 503 from the fake, then the real member
+        assert client.base_uri == real.client_url
+        assert [r.path for r in fake.requests] == ["/v3/kv/txn"]
+
+        client._base_uri = fake.url
+        assert client.read("/k").value == "v"
+        assert client.base_uri == real.client_url
+
+        client._base_uri = fake.url
+        before = len(fake.requests)
+        with pytest.raises(etcd.EtcdRaftInternalError, match="no leader"):
+            client.write("/k", "w")  # not idempotent: the member's error, at once
+        assert len(fake.requests) == before + 1
+        assert client.base_uri == fake.url
+
+
+def test_the_last_server_error_is_raised_when_every_member_fails(v3_namespace):
+    with FakeServer(default=_NO_LEADER) as one, FakeServer(default=_NO_LEADER) as two:
+        client = etcd.Client(
+            host=(("127.0.0.1", one.port), ("127.0.0.1", two.port)),
+            allow_reconnect=True,
+            use_proxies=True,
+            api="v3",
+            namespace=v3_namespace,
+        )
+        with pytest.raises(etcd.EtcdRaftInternalError, match="no leader"):
+            client.read("/k")
+        assert len(one.requests) == 1 and len(two.requests) == 1
+
+        off = etcd.Client(
+            host=(("127.0.0.1", one.port), ("127.0.0.1", two.port)),
+            allow_reconnect=True,
+            use_proxies=True,
+            api="v3",
+            namespace=v3_namespace,
+            failover_on_server_error=False,
+        )
+        off._base_uri = one.url
+        with pytest.raises(etcd.EtcdRaftInternalError, match="no leader"):
+            off.read("/k")
+        assert len(one.requests) == 2 and len(two.requests) == 1
