@@ -32,42 +32,35 @@ def tls_server(certs: CertificateSet) -> Iterator[EtcdCluster]:
         yield cluster
 
 
-@pytest.fixture(scope="module")
-def mtls_server(certs: CertificateSet) -> Iterator[EtcdCluster]:
-    with EtcdCluster(
+def _mtls_cluster(certs: CertificateSet, cert: str, key: str) -> EtcdCluster:
+    """A server without v2 that asks every client for a certificate, serving *cert*."""
+    return EtcdCluster(
         1,
         enable_v2=False,
         client_scheme="https",
         extra_args=[
-            f"--cert-file={certs.server_cert}",
-            f"--key-file={certs.server_key}",
+            f"--cert-file={cert}",
+            f"--key-file={key}",
             "--client-cert-auth",
             f"--trusted-ca-file={certs.ca}",
         ],
         ca_cert=certs.ca,
         cert=certs.client_cert,
         key=certs.client_key,
-    ) as cluster:
+    )
+
+
+@pytest.fixture(scope="module")
+def mtls_server(certs: CertificateSet) -> Iterator[EtcdCluster]:
+    with _mtls_cluster(certs, certs.server_cert, certs.server_key) as cluster:
         yield cluster
 
 
 @pytest.fixture(scope="module")
 def mtls_server_for_the_gateway(certs: CertificateSet) -> Iterator[EtcdCluster]:
     """``--client-cert-auth`` with a server certificate good for client authentication too."""
-    with EtcdCluster(
-        1,
-        enable_v2=False,
-        client_scheme="https",
-        extra_args=[
-            f"--cert-file={certs.server_and_client_cert}",
-            f"--key-file={certs.server_and_client_key}",
-            "--client-cert-auth",
-            f"--trusted-ca-file={certs.ca}",
-        ],
-        ca_cert=certs.ca,
-        cert=certs.client_cert,
-        key=certs.client_key,
-    ) as cluster:
+    both = (certs.server_and_client_cert, certs.server_and_client_key)
+    with _mtls_cluster(certs, *both) as cluster:
         yield cluster
 
 
