@@ -66,6 +66,7 @@ __all__ = [
     "machines",
     "next_server",
     "send",
+    "send_once",
 ]
 
 log = logging.getLogger("etcd.client")
@@ -467,8 +468,7 @@ def machines(client: Client) -> list[str]:
     path = client.version_prefix + "/machines"
 
     def ask(base: str, timeout: _transport.TimeoutValue) -> list[str]:
-        request = Request(client._MGET, path)
-        response = _send_once(client, base, request, timeout, check_cluster_id=False)
+        response = send_once(client, base, Request(client._MGET, path), timeout)
         client._handle_server_response(response)
         text = response.data.decode("utf-8", errors="replace")
         return [part.strip() for part in text.split(",") if part.strip()]
@@ -507,6 +507,17 @@ def ask_members(
                     f"the wrong host(s) to connect to? {'; '.join(failed)}."
                     f"{' ' if hint else ''}{hint}"
                 ) from exc
+
+
+def send_once(
+    client: Client, base: str, request: Request, timeout: _transport.TimeoutValue
+) -> urllib3.BaseHTTPResponse:
+    """Send *request* to the member *base* once, for :func:`ask_members`' questions.
+
+    No failover and no cluster-id check (compat §5); the deadline, the body
+    limit and the typed errors of every other request apply.
+    """
+    return _send_once(client, base, request, timeout, check_cluster_id=False)
 
 
 def _no_check(response: _transport.HTTPAnswer) -> None:

@@ -162,15 +162,8 @@ def machines(client: Client) -> list[str]:
     path = "/v3/cluster/member/list"
 
     def ask(base: str, timeout: _transport.TimeoutValue) -> list[str]:
-        response = client.http.urlopen(
-            "POST",
-            base + path,
-            body=b"{}",
-            headers={**client._get_headers(), "Content-Type": "application/json"},
-            timeout=timeout,
-            redirect=client.allow_redirect,
-            retries=client._retries,
-        )
+        request = _engine.Request("POST", path, {}, json_body=True)
+        response = _engine.send_once(client, base, request, timeout)
         answer = decode_answer(response.status, response.data)
         return [url for m in answer.get("members") or () for url in _as_v2(m)["clientURLs"]]
 

@@ -122,3 +122,30 @@ def test_machines_is_bounded_by_the_deadline_when_urllib3_sends():
         client.http = urllib3.PoolManager()
         elapsed, error = _elapsed_error(lambda: client.machines)
     assert elapsed < TIMEOUT + 1, f"the call took {elapsed:.2f} s: {error}"
+
+
+V3_MEMBERS = {
+    "header": {"cluster_id": "1", "member_id": "2", "revision": "3", "raft_term": "4"},
+    "members": [
+        {"ID": str(n), "name": f"m{n}", "clientURLs": [f"http://127.0.0.1:{2379 + n}"]}
+        for n in range(20)
+    ],
+}
+
+
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "urllib3"])
+def test_v3_machines_refuses_a_body_past_the_limit(lean):
+    members = Reply.json(V3_MEMBERS)
+    with serving(default=members, api="v3", max_response_size=200) as (fake, client):
+        if not lean:
+            client.http = urllib3.PoolManager()
+        with pytest.raises(etcd.EtcdBadResponse, match="max_response_size of 200"):
+            client.machines  # noqa: B018
+        assert fake.requests[0].target == "/v3/cluster/member/list"
+
+
+def test_v3_machines_is_bounded_by_the_deadline():
+    drip = DRIPS["headers that never end"]
+    with serving(default=drip, api="v3", read_timeout=TIMEOUT) as (_fake, client):
+        elapsed, error = _elapsed_error(lambda: client.machines)
+    assert elapsed < TIMEOUT + 1, f"the call took {elapsed:.2f} s: {error}"
