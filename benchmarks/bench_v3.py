@@ -210,7 +210,7 @@ def _cpu_rows(ctx: Context, client: etcd.Client, pool: urllib3.HTTPConnectionPoo
     read_key, write_key, value = f"{PREFIX}/v3/read/key", f"{PREFIX}/v3/key", "y" * 32
     client.write(read_key, "x" * 32)
     client.write(write_key, value)
-    cases = [
+    cases: list[tuple[str, str, dict[str, Any], Callable[[], object]]] = [
         ("v3 read one key", read_key, _read_body(read_key), lambda: client.read(read_key)),
         (
             "v3 write one key",
@@ -317,7 +317,7 @@ def _watch_rows(
 
         def watch() -> None:
             try:
-                client.watch(key, index=written.modifiedIndex + 1, timeout=_EVENT_WAIT)
+                client.watch(key, index=(written.modifiedIndex or 0) + 1, timeout=_EVENT_WAIT)
                 delivered.put(time.perf_counter())
             except BaseException as exc:  # handed to the main thread
                 delivered.put(exc)
@@ -473,7 +473,7 @@ def _tree_rows(
         server = (server_cpu() - server) if server_cpu else 0.0
         return wall / reads, cpu / reads, server / reads
 
-    sides = {
+    sides: dict[str, Callable[[], tuple[float, float, float]]] = {
         "v3": lambda: timed(lambda: v3.read(root, recursive=True)),
         "v2": lambda: timed(lambda: v2.read(root, recursive=True)),
         "bare": lambda: timed(bare_read),
