@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import heapq
+import itertools
+import os
 import socket
 import threading
 import time
@@ -39,17 +42,18 @@ class Deadline:
     :param seconds: how long the exchange may take.
     """
 
-    __slots__ = ("_conns", "_lock", "_timer", "at", "expired", "seconds")
+    __slots__ = ("_conns", "_lock", "at", "done", "expired", "queued", "seconds")
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.at = time.monotonic() + seconds
         self.expired = False
+        self.done = False  # the exchange is over: the deadline no longer applies
+        # 0: not in the watchdog's heap; 1: in it; 2: in it, disarmed and counted
+        # as stale (guarded by the watchdog's lock)
+        self.queued = 0
         self._conns: list[Any] = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.name = "etcd-deadline"
-        self._timer.daemon = True
 
     def watch(self, conn: Any) -> None:
         """Shut *conn* down when the deadline passes (at once if it has)."""
@@ -62,21 +66,108 @@ class Deadline:
 
     def _expire(self) -> None:
         with self._lock:
+            if self.done:
+                return
             self.expired = True
             conns = list(self._conns)
         for conn in conns:
             _shut(conn)
 
     def start(self) -> None:
-        self._timer.start()
+        _WATCHDOG.arm(self)
 
     def stop(self) -> None:
-        """Disarm the timer and wait for its thread, so that no thread outlives the call."""
-        self._timer.cancel()
-        if self._timer.is_alive():
-            self._timer.join()
+        """Disarm the deadline; once this returns, it shuts no connection any more."""
         with self._lock:
+            self.done = True
             self._conns.clear()
+        _WATCHDOG.disarm(self)
+
+
+#: How long the watchdog's thread waits for a new deadline before it ends.
+_LINGER = 0.5
+
+
+class _Watchdog:
+    """One thread for every armed deadline, started on demand, ending when idle.
+
+    A thread per request would cost more than the request; this one costs a
+    heap push and a pop. Disarmed deadlines deep in the heap are dropped in
+    bulk once they are the majority.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._seq = itertools.count()
+        self._running = False
+        self._wake_at = 0.0  # when the thread wakes up next, unless notified
+        self._pid = os.getpid()
+        self._stale = 0
+
+    def arm(self, deadline: Deadline) -> None:
+        with self._cond:
+            if self._pid != os.getpid():  # a forked child has no watchdog thread
+                self._pid, self._running, self._heap, self._stale = os.getpid(), False, [], 0
+            heapq.heappush(self._heap, (deadline.at, next(self._seq), deadline))
+            deadline.queued = 1
+            if not self._running:
+                self._running = True
+                thread = threading.Thread(target=self._run, name="etcd-deadline", daemon=True)
+                thread.start()
+            elif deadline.at < self._wake_at:  # sooner than the thread would look
+                self._cond.notify()
+
+    def disarm(self, deadline: Deadline) -> None:
+        with self._cond:
+            if deadline.queued != 1:
+                return
+            deadline.queued = 2
+            self._stale += 1
+            self._drop_done()
+            heap = self._heap
+            if self._stale > 64 and 2 * self._stale > len(heap):
+                for _, _, entry in heap:
+                    if entry.done:
+                        entry.queued = 0
+                self._heap = [entry for entry in heap if not entry[2].done]
+                heapq.heapify(self._heap)
+                self._stale = sum(entry[2].queued == 2 for entry in self._heap)
+
+    def _drop_done(self) -> None:
+        heap = self._heap
+        while heap and heap[0][2].done:
+            entry = heapq.heappop(heap)[2]
+            self._stale -= entry.queued == 2
+            entry.queued = 0
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    self._drop_done()
+                    if not self._heap:
+                        self._wake_at = time.monotonic() + _LINGER
+                        self._cond.wait(_LINGER)
+                        self._drop_done()
+                        if not self._heap:
+                            self._running = False
+                            return
+                        continue
+                    left = self._heap[0][0] - time.monotonic()
+                    if left <= 0:
+                        deadline = heapq.heappop(self._heap)[2]
+                        deadline.queued = 0
+                        break
+                    # look at least every _LINGER seconds, so that the thread ends
+                    # soon after the last exchange, whatever deadline it had
+                    left = min(left, _LINGER)
+                    self._wake_at = time.monotonic() + left
+                    self._cond.wait(left)
+            deadline._expire()  # outside the lock: shutting sockets down may take a while
+
+
+_WATCHDOG = _Watchdog()
 
 
 _CURRENT: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(

@@ -12,6 +12,7 @@ whether or not its length was announced; ``machines`` goes the same way.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,7 @@ from .helpers import wait_for
 from .test_deadline import DRIPS, serving
 
 TIMEOUT = 1.0
+NODE = {"key": "/a", "value": "1", "modifiedIndex": 5, "createdIndex": 5}
 #: A path the lean path leaves to urllib3 (which percent-encodes the brackets).
 ODD_PATH = "/v2/keys/a[1]"
 
@@ -149,3 +151,13 @@ def test_v3_machines_is_bounded_by_the_deadline():
     with serving(default=drip, api="v3", read_timeout=TIMEOUT) as (_fake, client):
         elapsed, error = _elapsed_error(lambda: client.machines)
     assert elapsed < TIMEOUT + 1, f"the call took {elapsed:.2f} s: {error}"
+
+
+def test_the_deadline_watchdog_leaves_no_thread_behind():
+    # One thread serves every deadline of the requests urllib3 sends; it ends once idle.
+    with serving(default=Reply.etcd({"action": "get", "node": NODE})) as (_fake, client):
+        client.http = urllib3.PoolManager()
+        for _ in range(5):
+            assert client.read("/a").value == "1"
+        assert sum(t.name == "etcd-deadline" for t in threading.enumerate()) <= 1
+    assert wait_for(lambda: all(t.name != "etcd-deadline" for t in threading.enumerate()))
