@@ -54,12 +54,16 @@ def _decimal(member_id: str) -> str:
 def _as_v2(member: Any) -> dict[str, Any]:
     if not isinstance(member, Mapping):
         raise EtcdException(f"Unable to decode a member: {member!r}")
-    return {
-        "id": _hex(member.get("ID")),
-        "name": member.get("name") or "",
-        "peerURLs": list(member.get("peerURLs") or ()),
-        "clientURLs": list(member.get("clientURLs") or ()),
-    }
+    urls = {}
+    for field in ("peerURLs", "clientURLs"):
+        value = member.get(field) or []
+        if not isinstance(value, list) or not all(isinstance(url, str) for url in value):
+            raise EtcdException(f"Unable to decode a member: {field} is {value!r}")
+        urls[field] = list(value)
+    name = member.get("name") or ""
+    if not isinstance(name, str):
+        raise EtcdException(f"Unable to decode a member: name is {name!r}")
+    return {"id": _hex(member.get("ID")), "name": name, **urls}
 
 
 def _proto(client: Client) -> V3Protocol:

@@ -170,14 +170,16 @@ def _error_of(obj: Mapping[str, Any]) -> tuple[int, str] | None:
 def decode_answer(status: int, body: bytes) -> dict[str, Any]:
     """Decode one answer of the gateway, raising the etcd exception of an error body.
 
-    :param status: the HTTP status; used only to word an error that has no JSON body.
+    :param status: the HTTP status: an answer that is not 2xx is an error even
+        when its body is not a gateway error (a proxy's ``503 {"message": ...}``).
     :param body: the raw body.
     :returns: the decoded JSON object of a successful answer.
-    :raises EtcdException: an error body, or a body that is not a JSON object.
+    :raises EtcdException: an error body, a failed status, or a body that is
+        not a JSON object.
     """
     try:
         obj = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to decode
         obj = None
     if not isinstance(obj, dict):
         text = body[:200].decode("utf-8", errors="replace").strip()
@@ -193,6 +195,12 @@ def decode_answer(status: int, body: bytes) -> dict[str, Any]:
     error = _error_of(obj)
     if error is not None:
         raise_grpc_error(error[0], error[1], obj)
+    if not 200 <= status < 300:
+        text = body[:200].decode("utf-8", errors="replace").strip()
+        raise EtcdException(
+            f"The server answered HTTP {status} without a gateway error: {text!r}",
+            {"status": status, "cause": text},
+        )
     return obj
 
 

@@ -264,3 +264,41 @@ def test_the_last_server_error_is_raised_when_every_member_fails(v3_namespace):
         with pytest.raises(etcd.EtcdRaftInternalError, match="no leader"):
             off.read("/k")
         assert len(one.requests) == 2 and len(two.requests) == 1
+
+
+def test_a_proxy_error_without_a_grpc_code_is_an_error_and_fails_over(etcd_server, v3_namespace):
+    real = etcd_server.members[0]
+    proxy_error = Reply.json({"message": "failure to get a peer from the ring-balancer"}, 503)
+    with FakeServer(default=proxy_error) as fake:
+        client = etcd.Client(
+            host=(("127.0.0.1", fake.port), (real.host, real.port)),
+            allow_reconnect=True,
+            use_proxies=True,
+            api="v3",
+            namespace=v3_namespace,
+        )
+        for call in (
+            lambda: client.write("/k", "v"),
+            lambda: client.delete("/k"),
+        ):
+            client._base_uri = fake.url
+            with pytest.raises(etcd.EtcdException, match="HTTP 503") as info:
+                call()
+            assert info.value.payload == {
+                "status": 503,
+                "cause": '{"message": "failure to get a peer from the ring-balancer"}',
+            }
+        client._base_uri = fake.url
+        client.write("/k", "v", idempotent=True)
+        assert client.base_uri == real.client_url
+        client._base_uri = fake.url
+        assert client.read("/", recursive=True).dir
+        assert client.base_uri == real.client_url
+
+
+def test_a_member_list_of_the_wrong_types_is_a_typed_error(v3_namespace):
+    members = {"members": [{"ID": "1", "name": "n", "clientURLs": "http://a:1"}]}
+    with FakeServer(default=Reply.json({"header": {"revision": "1"}, **members})) as fake:
+        client = etcd.Client(host="127.0.0.1", port=fake.port, api="v3", namespace=v3_namespace)
+        with pytest.raises(etcd.EtcdException, match="clientURLs is 'http://a:1'"):
+            client.machines  # noqa: B018 - the property asks the server

@@ -154,6 +154,9 @@ def test_a_successful_answer_is_returned_even_with_a_zero_code_or_an_error_field
         (405, b"Method Not Allowed", "v3 JSON gateway"),
         (502, b"<html>bad gateway</html>", "HTTP 502"),
         (200, b"[1, 2]", "HTTP 200"),
+        (503, b'{"message": "failure to get a peer from the ring-balancer"}', "HTTP 503"),
+        (500, b'{"code": 0, "message": ""}', "HTTP 500"),
+        (200, b"[" * 100_000 + b"]" * 100_000, "HTTP 200"),
     ],
 )
 def test_bodies_that_are_not_gateway_json(status, body, match):
