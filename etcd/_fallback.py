@@ -77,6 +77,8 @@ def send(
                 refuse_unwanted(response, url, max_bytes)
                 _read_body(response, url, max_bytes, http)
             finally:
+                if real:  # another request may take the connection once released
+                    _watchdog.unwatch(getattr(response, "connection", None))
                 # a test double written for 0.4.5 may lack it (compat §10.2)
                 release = getattr(response, "release_conn", None)
                 if release is not None:

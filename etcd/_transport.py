@@ -585,8 +585,14 @@ def pool_manager(
     class _Pool(HTTPConnectionPool):
         ConnectionCls = _Connection
 
-    class _SecurePool(HTTPSConnectionPool):
-        ConnectionCls = _SecureConnection
+        def _put_conn(self, conn: Any) -> None:
+            # back in the pool (a redirect drained, an answer read): another
+            # request may take it, which this call's deadline must not shut
+            _watchdog.unwatch(conn)
+            super()._put_conn(conn)
+
+    class _SecurePool(_Pool, HTTPSConnectionPool):
+        ConnectionCls = _SecureConnection  # type: ignore[assignment]
 
     kw = dict(pool_kw)
     kw.setdefault("socket_options", _keepalive_options())

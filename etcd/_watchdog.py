@@ -23,6 +23,7 @@ import contextlib
 import contextvars
 import heapq
 import itertools
+import logging
 import os
 import socket
 import threading
@@ -30,7 +31,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["Deadline", "bounded", "connected", "expired", "shrink", "watch"]
+log = logging.getLogger(__name__)
+
+__all__ = ["Deadline", "bounded", "connected", "expired", "shrink", "unwatch", "watch"]
 
 #: Where the lean path leaves its deadline on a connection it is about to connect.
 DEADLINE_ATTR = "_etcd_deadline"
@@ -64,16 +67,23 @@ class Deadline:
         if late:
             _shut(conn)
 
+    def unwatch(self, conn: Any) -> None:
+        """Leave *conn* alone from now on: it goes back to its pool for others to use."""
+        with self._lock:
+            self._conns = [c for c in self._conns if c is not conn]
+
     def _expire(self) -> None:
+        # Shutting a socket down does not block, so it is done under the lock:
+        # once unwatch() or stop() returns, no connection of theirs is shut.
         with self._lock:
             if self.done:
                 return
             self.expired = True
-            conns = list(self._conns)
-        for conn in conns:
-            _shut(conn)
+            for conn in self._conns:
+                _shut(conn)
 
     def start(self) -> None:
+        """Arm the deadline; without a watchdog thread, each socket wait stays bounded alone."""
         _WATCHDOG.arm(self)
 
     def stop(self) -> None:
@@ -97,24 +107,34 @@ class _Watchdog:
     """
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        # also in a forked child, which has no watchdog thread and may have been
+        # forked while another thread held the lock
         self._cond = threading.Condition(threading.Lock())
         self._heap: list[tuple[float, int, Deadline]] = []
         self._seq = itertools.count()
         self._running = False
         self._wake_at = 0.0  # when the thread wakes up next, unless notified
-        self._pid = os.getpid()
         self._stale = 0
 
     def arm(self, deadline: Deadline) -> None:
         with self._cond:
-            if self._pid != os.getpid():  # a forked child has no watchdog thread
-                self._pid, self._running, self._heap, self._stale = os.getpid(), False, [], 0
-            heapq.heappush(self._heap, (deadline.at, next(self._seq), deadline))
+            entry = (deadline.at, next(self._seq), deadline)
+            heapq.heappush(self._heap, entry)
             deadline.queued = 1
             if not self._running:
-                self._running = True
                 thread = threading.Thread(target=self._run, name="etcd-deadline", daemon=True)
-                thread.start()
+                try:
+                    thread.start()
+                except RuntimeError as exc:  # no thread to be had (a limit, or shutdown)
+                    self._heap.remove(entry)
+                    heapq.heapify(self._heap)
+                    deadline.queued = 0
+                    log.warning("No deadline thread (%s): only each socket wait is bounded", exc)
+                    return
+                self._running = True  # the thread waits for this lock before it looks
             elif deadline.at < self._wake_at:  # sooner than the thread would look
                 self._cond.notify()
 
@@ -142,6 +162,13 @@ class _Watchdog:
             entry.queued = 0
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            with self._cond:
+                self._running = False
+
+    def _serve(self) -> None:
         while True:
             with self._cond:
                 while True:
@@ -151,8 +178,7 @@ class _Watchdog:
                         self._cond.wait(_LINGER)
                         self._drop_done()
                         if not self._heap:
-                            self._running = False
-                            return
+                            return  # _run marks the thread gone, under this same lock
                         continue
                     left = self._heap[0][0] - time.monotonic()
                     if left <= 0:
@@ -168,6 +194,8 @@ class _Watchdog:
 
 
 _WATCHDOG = _Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_WATCHDOG._reset)
 
 
 _CURRENT: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
@@ -187,8 +215,8 @@ def bounded(seconds: float | None) -> Iterator[Deadline | None]:
         return
     deadline = Deadline(seconds)
     token = _CURRENT.set(deadline)
-    deadline.start()
     try:
+        deadline.start()
         yield deadline
     finally:
         _CURRENT.reset(token)
@@ -200,6 +228,13 @@ def watch(conn: Any) -> None:
     deadline = _CURRENT.get()
     if deadline is not None and conn is not None:
         deadline.watch(conn)
+
+
+def unwatch(conn: Any) -> None:
+    """Take *conn* from the current deadline: it is going back to its pool."""
+    deadline = _CURRENT.get()
+    if deadline is not None:
+        deadline.unwatch(conn)
 
 
 def expired() -> bool:

@@ -22,7 +22,7 @@ import urllib3
 
 import etcd
 
-from .fakes import Chunked, Raw, Reply, Responder, Trickle, etcd_headers
+from .fakes import Chunked, FakeServer, Raw, Reply, Responder, Stall, Trickle, etcd_headers
 from .helpers import wait_for
 from .test_deadline import DRIPS, serving
 
@@ -161,3 +161,58 @@ def test_the_deadline_watchdog_leaves_no_thread_behind():
             assert client.read("/a").value == "1"
         assert sum(t.name == "etcd-deadline" for t in threading.enumerate()) <= 1
     assert wait_for(lambda: all(t.name != "etcd-deadline" for t in threading.enumerate()))
+
+
+def test_a_deadline_never_shuts_a_connection_back_in_the_pool():
+    # A call's redirect drains its first connection back into the pool, where
+    # another thread's read takes it; the first call's deadline, passing
+    # meanwhile, must leave that connection to the read that now owns it.
+    answer = Reply.etcd({"action": "get", "node": NODE})
+
+    def slow(_request: Any) -> Reply:
+        time.sleep(1.5)  # the fault: a member slower than the first call's deadline
+        return answer
+
+    with FakeServer(default=Stall()) as elsewhere:
+        redirect = Reply(307, headers={"Location": elsewhere.url + "/v2/keys/a"})
+        with serving(redirect, slow, read_timeout=TIMEOUT) as (fake, client):
+            first: list[BaseException] = []
+
+            def redirected() -> None:
+                try:
+                    client.api_execute(ODD_PATH, client._MGET)
+                except BaseException as exc:  # handed to the test
+                    first.append(exc)
+
+            thread = threading.Thread(target=redirected)
+            thread.start()
+            elsewhere.wait_for_requests(1)  # the first connection is back in the pool
+            assert client.read("/a", timeout=10).value == "1"
+            thread.join()
+            assert fake.connections == 1  # the read did reuse the drained connection
+    assert len(first) == 1 and isinstance(first[0], etcd.EtcdConnectionFailed)
+
+
+def test_a_request_goes_on_without_the_deadline_thread_when_none_can_start(monkeypatch, caplog):
+    start = threading.Thread.start
+
+    def refuse(thread: threading.Thread) -> None:
+        if thread.name == "etcd-deadline":
+            raise RuntimeError("can't start new thread")
+        start(thread)
+
+    answer = Reply.etcd({"action": "get", "node": NODE})
+    with serving(default=answer, read_timeout=0.1) as (fake, client):
+        client.http = urllib3.PoolManager()
+        monkeypatch.setattr(threading.Thread, "start", refuse)
+        assert client.read("/a").value == "1"
+        assert "only each socket wait is bounded" in caplog.text
+        monkeypatch.undo()
+        time.sleep(0.2)  # the failed call's deadline is over: nothing of it may linger
+        with etcd.Client(host="127.0.0.1", port=fake.port) as lean:
+            assert lean.read("/a").value == "1"  # connects, in the same thread
+    drip = DRIPS["a body at 20 bytes/s"]
+    with serving(default=drip, read_timeout=TIMEOUT) as (_fake, client):
+        client.http = urllib3.PoolManager()
+        elapsed, error = _elapsed_error(lambda: client.read("/a"))  # a thread starts again
+    assert elapsed < TIMEOUT + 1, f"the call took {elapsed:.2f} s: {error}"
