@@ -207,6 +207,12 @@ def test_machines_walks_the_members_without_editing_the_cached_list(etcd_server,
     assert f"{dead1}: connection refused" in message and f"{dead2}: connection" in message
 
 
+def _proxies(namespace: str, *members: tuple[str, int], **kwargs: Any) -> etcd.Client:
+    """A v3 client of exactly *members*, in this order, failing over between them."""
+    kwargs.update(allow_reconnect=True, use_proxies=True, api="v3", namespace=namespace)
+    return etcd.Client(host=members, **kwargs)
+
+
 # The gateway's answer when its member has no leader (3.4/3.5 form).
 _NO_LEADER = Reply.json(
     {"error": "etcdserver: no leader", "code": 14, "message": "etcdserver: no leader"}, 503
@@ -216,13 +222,7 @@ _NO_LEADER = Reply.json(
 def test_server_errors_fail_over_reads_but_not_writes(etcd_server, v3_namespace):
     real = etcd_server.members[0]
     with FakeServer(default=_NO_LEADER) as fake:
-        client = etcd.Client(
-            host=(("127.0.0.1", fake.port), (real.host, real.port)),
-            allow_reconnect=True,
-            use_proxies=True,
-            api="v3",
-            namespace=v3_namespace,
-        )
+        client = _proxies(v3_namespace, ("127.0.0.1", fake.port), (real.host, real.port))
         client.write("/k", "v", idempotent=True)  # 503 from the fake, then the real member
         assert client.base_uri == real.client_url
         assert [r.path for r in fake.requests] == ["/v3/kv/txn"]
@@ -241,25 +241,13 @@ def test_server_errors_fail_over_reads_but_not_writes(etcd_server, v3_namespace)
 
 def test_the_last_server_error_is_raised_when_every_member_fails(v3_namespace):
     with FakeServer(default=_NO_LEADER) as one, FakeServer(default=_NO_LEADER) as two:
-        client = etcd.Client(
-            host=(("127.0.0.1", one.port), ("127.0.0.1", two.port)),
-            allow_reconnect=True,
-            use_proxies=True,
-            api="v3",
-            namespace=v3_namespace,
-        )
+        members = (("127.0.0.1", one.port), ("127.0.0.1", two.port))
+        client = _proxies(v3_namespace, *members)
         with pytest.raises(etcd.EtcdRaftInternalError, match="no leader"):
             client.read("/k")
         assert len(one.requests) == 1 and len(two.requests) == 1
 
-        off = etcd.Client(
-            host=(("127.0.0.1", one.port), ("127.0.0.1", two.port)),
-            allow_reconnect=True,
-            use_proxies=True,
-            api="v3",
-            namespace=v3_namespace,
-            failover_on_server_error=False,
-        )
+        off = _proxies(v3_namespace, *members, failover_on_server_error=False)
         off._base_uri = one.url
         with pytest.raises(etcd.EtcdRaftInternalError, match="no leader"):
             off.read("/k")
@@ -270,13 +258,7 @@ def test_a_proxy_error_without_a_grpc_code_is_an_error_and_fails_over(etcd_serve
     real = etcd_server.members[0]
     proxy_error = Reply.json({"message": "failure to get a peer from the ring-balancer"}, 503)
     with FakeServer(default=proxy_error) as fake:
-        client = etcd.Client(
-            host=(("127.0.0.1", fake.port), (real.host, real.port)),
-            allow_reconnect=True,
-            use_proxies=True,
-            api="v3",
-            namespace=v3_namespace,
-        )
+        client = _proxies(v3_namespace, ("127.0.0.1", fake.port), (real.host, real.port))
         for call in (
             lambda: client.write("/k", "v"),
             lambda: client.delete("/k"),
