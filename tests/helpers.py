@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
 
 import etcd
+
+from .fakes import FakeServer, Responder
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> bool:
@@ -90,3 +93,15 @@ def call_in_thread(
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread, outcome
+
+
+@contextlib.contextmanager
+def serving(
+    *answers: Responder, default: Responder | None = None, **client_kwargs: Any
+) -> Iterator[tuple[FakeServer, etcd.Client]]:
+    """A fake server scripted with *answers* (then *default*) and a client of it."""
+    with (
+        FakeServer(*answers, default=default) as fake,
+        etcd.Client(host="127.0.0.1", port=fake.port, **client_kwargs) as client,
+    ):
+        yield fake, client

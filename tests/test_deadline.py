@@ -8,7 +8,6 @@ bounds asserted here are the ones the client documents: ``timeout + 1 s``.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gc
 import gzip
@@ -16,7 +15,7 @@ import json
 import time
 import tracemalloc
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,7 +23,8 @@ import urllib3
 
 import etcd
 
-from .fakes import Chunked, FakeServer, Raw, Reply, Responder, Trickle, etcd_headers
+from .fakes import Chunked, Raw, Reply, Responder, Trickle, etcd_headers
+from .helpers import serving
 
 TIMEOUT = 1.0
 NODE = {"key": "/a", "value": "1", "modifiedIndex": 5, "createdIndex": 5}
@@ -54,17 +54,6 @@ CALLS: dict[str, Callable[[etcd.Client], Any]] = {
     "machines": lambda client: client.machines,
     "version": lambda client: client.version,
 }
-
-
-@contextlib.contextmanager
-def serving(
-    *answers: Responder, default: Responder | None = None, **client_kwargs: Any
-) -> Iterator[tuple[FakeServer, etcd.Client]]:
-    with (
-        FakeServer(*answers, default=default) as fake,
-        etcd.Client(host="127.0.0.1", port=fake.port, **client_kwargs) as client,
-    ):
-        yield fake, client
 
 
 def _ends_in_time(call: Callable[[], Any], limit: float) -> etcd.EtcdException:

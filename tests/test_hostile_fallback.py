@@ -23,8 +23,8 @@ import urllib3
 import etcd
 
 from .fakes import Chunked, FakeServer, Raw, Reply, Responder, Stall, Trickle, etcd_headers
-from .helpers import wait_for
-from .test_deadline import DRIPS, serving
+from .helpers import serving, wait_for
+from .test_deadline import DRIPS
 
 TIMEOUT = 1.0
 NODE = {"key": "/a", "value": "1", "modifiedIndex": 5, "createdIndex": 5}

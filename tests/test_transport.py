@@ -9,8 +9,7 @@ keep-alive reuse, ``Connection: close``, chunked bodies, redirects, and the
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+import functools
 from typing import Any
 
 import pytest
@@ -25,10 +24,10 @@ from .fakes import (
     Raw,
     Reply,
     ReplyThenClose,
-    Responder,
     etcd_headers,
 )
 from .helpers import raised, wait_for
+from .helpers import serving as _serving
 
 NODE = {"key": "/a", "value": "1", "modifiedIndex": 5, "createdIndex": 5}
 GET_A = {"action": "get", "node": NODE}
@@ -36,15 +35,8 @@ SET_A = {"action": "set", "node": NODE}
 GOOD = Reply.etcd(GET_A)
 
 
-@contextlib.contextmanager
-def serving(
-    *answers: Responder, default: Responder = GOOD, **client_kwargs: Any
-) -> Iterator[tuple[FakeServer, etcd.Client]]:
-    with (
-        FakeServer(*answers, default=default) as fake,
-        etcd.Client(host="127.0.0.1", port=fake.port, **client_kwargs) as client,
-    ):
-        yield fake, client
+# Every request not scripted otherwise gets a good answer.
+serving = functools.partial(_serving, default=GOOD)
 
 
 # --------------------------------------------------------------------------
