@@ -8,7 +8,9 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -29,6 +31,18 @@ class Run:
     err: str
 
 
+@pytest.fixture
+def url(etcd_server: Any) -> str:
+    """The client URL of the shared test server."""
+    return str(etcd_server.client_urls[0])
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str], url: str) -> Callable[..., Run]:
+    """``run(*argv)``: :func:`run_py` against the shared test server."""
+    return lambda *argv: run_py(capsys, url, *argv)
+
+
 def clean_env() -> dict[str, str]:
     """The environment without ETCDCTL_* variables, in v2 mode for etcdctl."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETCDCTL_")}
@@ -44,8 +58,8 @@ def run_py(capsys: pytest.CaptureFixture[str], url: str, *argv: str) -> Run:
     return Run(code, captured.out, captured.err)
 
 
-def run_etcdctl(url: str, *argv: str, timeout: float = 30) -> Run:
-    """The real ``ETCDCTL_API=2 etcdctl --endpoints url ...``."""
+def run_etcdctl(url: str, *argv: str, timeout: float = 30, input: str | None = None) -> Run:
+    """The real ``ETCDCTL_API=2 etcdctl --endpoints url ...``, reading *input* if given."""
     assert ETCDCTL is not None
     proc = subprocess.run(
         [ETCDCTL, "--endpoints", url, *argv],
@@ -53,7 +67,7 @@ def run_etcdctl(url: str, *argv: str, timeout: float = 30) -> Run:
         text=True,
         env=clean_env(),
         timeout=timeout,
-        stdin=subprocess.DEVNULL,
+        **({"stdin": subprocess.DEVNULL} if input is None else {"input": input}),
     )
     return Run(proc.returncode, proc.stdout, proc.stderr)
 

@@ -8,22 +8,12 @@ import signal
 import subprocess
 import sys
 
-import pytest
-
 import etcd
 from etcd import cli
-from tests.cli_support import clean_env, collect_lines, py_command, run_py
+from tests.cli_support import clean_env, collect_lines, py_command, run, run_py, url
 from tests.helpers import wait_for
 
-
-@pytest.fixture
-def url(etcd_server):
-    return etcd_server.client_urls[0]
-
-
-@pytest.fixture
-def run(capsys, url):
-    return lambda *argv: run_py(capsys, url, *argv)
+__all__ = ["run", "url"]  # fixtures
 
 
 def test_module_entry_point_and_console_script(url, etcd_client, etcd_prefix):

@@ -376,32 +376,14 @@ def test_password_from_stdin_matches_etcdctl(etcd_cluster_factory, capsys, monke
     import sys
 
     url = etcd_cluster_factory(size=1).client_urls[0]
-    ctl = subprocess.run(
-        [str(ETCDCTL), "--endpoints", url, "user", "add", "ctl"],
-        input="pw1\n",
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        check=False,
-    )
+    ctl = run_etcdctl(url, "user", "add", "ctl", input="pw1\n")
     monkeypatch.setattr(sys, "stdin", io.StringIO("pw1\n"))
     py = run_py(capsys, url, "user", "add", "py")
-    assert (py.code, py.out) == (ctl.returncode, ctl.stdout.replace("ctl", "py"))
+    assert (py.code, py.out) == (ctl.code, ctl.out.replace("ctl", "py"))
     monkeypatch.setattr(sys, "stdin", io.StringIO("pw2\n"))
     py = run_py(capsys, url, "user", "passwd", "py")
-    ctl = subprocess.run(
-        [str(ETCDCTL), "--endpoints", url, "user", "passwd", "ctl"],
-        input="pw2\n",
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        check=False,
-    )
-    assert (
-        (py.code, py.out)
-        == (ctl.returncode, ctl.stdout)
-        == (0, "New password: \nPassword updated\n")
-    )
+    ctl = run_etcdctl(url, "user", "passwd", "ctl", input="pw2\n")
+    assert (py.code, py.out) == (ctl.code, ctl.out) == (0, "New password: \nPassword updated\n")
     # the new password works: switch auth on as root and use the user
     for name in ("root:r",):
         assert run_py(capsys, url, "user", "add", name).code == 0

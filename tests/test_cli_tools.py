@@ -12,18 +12,10 @@ import pytest
 
 import etcd
 from etcd import _cli_tools, cli
-from tests.cli_support import clean_env, collect_lines, py_command, read_line, run_py
+from tests.cli_support import clean_env, collect_lines, py_command, read_line, run, url
 from tests.helpers import wait_for
 
-
-@pytest.fixture
-def url(etcd_server):
-    return etcd_server.client_urls[0]
-
-
-@pytest.fixture
-def run(capsys, url):
-    return lambda *argv: run_py(capsys, url, *argv)
+__all__ = ["run", "url"]  # fixtures
 
 
 def _tree(client, prefix):
