@@ -10,6 +10,18 @@ import urllib3
 from _common import PREFIX, Benchmark, Context, Row, best_time, check_status
 from urllib3.response import HTTPResponse
 
+import etcd
+from etcd import _result
+
+
+def _decoder_name() -> str:
+    """Which decoder the client uses: msgspec (the speedups extra) or json."""
+    if _result._FAST_DECODE is None:
+        return "json (no speedups extra)"
+    import msgspec
+
+    return f"msgspec {msgspec.__version__} (speedups extra)"
+
 
 def _seed_tree(ctx: Context, pool: urllib3.PoolManager, root: str) -> tuple[bytes, dict[str, str]]:
     """Write real keys below *root* and return the recursive read of it."""
@@ -101,6 +113,23 @@ def bench_parse(ctx: Context) -> list[Row]:
 
             return timed
 
+        def parse_and_walk_json() -> Callable[[], object]:
+            # The same work without the speedups extra: json and the checks in Python.
+            resp = response()
+
+            def timed() -> object:
+                result = etcd.EtcdResult(**_result._decode_with_json(resp.data))
+                result.parse_headers(resp)
+                seen = 0
+                for leaf in result.leaves:
+                    if leaf.key and leaf.value is not None:
+                        seen += 1
+                if seen != expected:
+                    raise RuntimeError(f"walked {seen} leaves, expected {expected}")
+                return result
+
+            return timed
+
         def parse_and_keep() -> Callable[[], object]:
             resp = response()
 
@@ -122,19 +151,20 @@ def bench_parse(ctx: Context) -> list[Row]:
         parse = best_time(parse_only, runs)
         keep = best_time(parse_and_keep, runs)
         keep_no_gc = best_time(parse_and_keep, runs, pause_gc=True)
+        walk_json = best_time(parse_and_walk_json, runs) if _result._FAST_DECODE else None
         # The floor once more, after the client, so that a machine that slowed
         # down during the run does not flatter the client.
         floor = min(floor, best_time(floor_work, runs))
 
     size = f"{expected:,} leaves in {settings.tree_dirs} dirs, {len(body) / 1e6:.1f} MB"
-    return [
+    rows = [
         Row(
             "recursive read: parse + iterate leaves",
             "CPU ms (best)",
             walk * 1e3,
             floor * 1e3,
             target=1.5,
-            note=size,
+            note=f"{size}, decoded by {_decoder_name()}",
         ),
         Row(
             "recursive read: parse + list(leaves)",
@@ -158,6 +188,18 @@ def bench_parse(ctx: Context) -> list[Row]:
             note="informational: _result_from_response without iterating",
         ),
     ]
+    if walk_json is not None:
+        rows.insert(
+            1,
+            Row(
+                "recursive read: parse + iterate, json only",
+                "CPU ms (best)",
+                walk_json * 1e3,
+                floor * 1e3,
+                note="informational: the same without the speedups extra",
+            ),
+        )
+    return rows
 
 
 BENCHMARK = Benchmark(

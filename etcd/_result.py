@@ -4,13 +4,22 @@ The class keeps the attributes and the mutability of python-etcd 0.4.5, because
 ``client.update(result)`` relies on callers editing ``value`` or ``ttl``. Child
 nodes stay raw dicts until they are iterated, so a recursive read of a large
 tree costs little more than decoding its JSON.
+
+An answer is decoded and its types checked once, in :func:`decode_v2_answer`.
+With msgspec installed (the ``speedups`` extra) both happen in C, against
+:class:`_NodeSchema`; whatever msgspec refuses goes on to the standard
+library's decoder and the checks written here, which accept it or say what was
+wrong. Both paths give the same dicts for every answer etcd sends.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, ClassVar
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from itertools import repeat
+from operator import contains
+from typing import Any, ClassVar, TypedDict
 
 from ._exceptions import EtcdException
 
@@ -120,6 +129,52 @@ def _check_node(node: Any, where: str) -> Any:
     return children
 
 
+class _NodeSchema(TypedDict, total=False):
+    """A node as msgspec checks it: the fields and types of :data:`_FIELD_TYPES`.
+
+    Fields etcd does not send are dropped when decoding; an
+    :class:`EtcdResult` leaves them out either way.
+    """
+
+    key: str | None
+    value: str | None
+    expiration: str | None
+    ttl: int | None
+    modifiedIndex: int | None
+    createdIndex: int | None
+    newKey: bool
+    dir: bool
+    nodes: list[_NodeSchema] | None
+
+
+class _AnswerSchema(TypedDict, total=False):
+    """A keys-API answer as msgspec checks it (``node`` is checked to be there)."""
+
+    action: str | None
+    node: _NodeSchema
+    prevNode: _NodeSchema | None
+
+
+def _msgspec_decoder() -> Callable[[bytes], Any] | None:
+    """msgspec's decoder of keys-API answers, or ``None`` when there is none to use."""
+    try:
+        import msgspec.json
+    except ImportError:
+        return None
+    try:
+        return msgspec.json.Decoder(_AnswerSchema).decode
+    except Exception as exc:  # a msgspec that cannot take the schema: do without it
+        logging.getLogger("etcd.client").warning(
+            "msgspec %s cannot decode etcd's answers (%r); using the json module instead",
+            getattr(msgspec, "__version__", "?"),
+            exc,
+        )
+        return None
+
+
+_FAST_DECODE = _msgspec_decoder()
+
+
 class _Leaves(list[Any]):
     """Children that :func:`decode_v2_answer` found to be plain leaves only.
 
@@ -173,19 +228,75 @@ def _check_tree(top: Any, where: str) -> None:
             holder["nodes"] = _Leaves(nodes)
 
 
+def _mark_leaves(top: dict[str, Any]) -> None:
+    """Mark the lists of children that hold only leaves, as :func:`_check_tree` does.
+
+    msgspec checked every node, so each field is known and of the right type:
+    a child without a ``nodes`` field is a plain leaf.
+    """
+    pending = [top]
+    while pending:
+        holder = pending.pop()
+        nodes = holder.get("nodes")
+        if not nodes:
+            continue
+        if any(map(contains, nodes, repeat("nodes"))):
+            pending.extend(node for node in nodes if node.get("nodes"))
+        else:
+            holder["nodes"] = _Leaves(nodes)
+
+
+def _is_utf8(data: bytes) -> bool:
+    """Whether *data* is text in UTF-8, as the json module requires of a body.
+
+    msgspec does not look inside the fields it skips, so it would accept a
+    body that the json module refuses; this keeps the two decoders alike.
+    """
+    try:
+        if data.isascii():  # the usual body, checked at memory speed
+            return True
+        data.decode("utf-8", "surrogatepass")
+    except (AttributeError, UnicodeDecodeError):  # a test double's str, a broken body
+        return False
+    return True
+
+
 def decode_v2_answer(data: bytes) -> dict[str, Any]:
     """Decode the body of a keys-API answer and check its types.
 
     Every node of the tree is checked here, once, so that an
     :class:`EtcdResult` built from the answer (and every child of it) holds
     the types etcd sends: text keys, values and expirations, integer indexes
-    and TTLs, boolean flags, and lists of objects as children.
+    and TTLs, boolean flags, and lists of objects as children. msgspec does
+    it when installed; an answer it refuses is decoded again by
+    :func:`_decode_with_json`, which accepts it or names what was wrong.
 
     :param data: the body, as sent.
     :returns: the decoded answer, ready for ``EtcdResult(**answer)``.
     :raises etcd.EtcdException: the body is not JSON ("Server response was not
         valid JSON: ..."), or not the JSON etcd sends ("Unable to decode server
         response: ..."), naming the field and what it held.
+    """
+    if _FAST_DECODE is not None and _is_utf8(data):
+        try:
+            answer: dict[str, Any] = _FAST_DECODE(data)
+        except Exception:  # refused: the standard library's decoder explains why
+            pass
+        else:
+            if "node" in answer:
+                _mark_leaves(answer["node"])
+                prev = answer.get("prevNode")
+                if prev is not None:
+                    _mark_leaves(prev)
+                return answer
+    return _decode_with_json(data)
+
+
+def _decode_with_json(data: bytes) -> dict[str, Any]:
+    """:func:`decode_v2_answer` with the standard library alone.
+
+    The node tree is checked by :func:`_check_tree`, which names the field
+    that holds a type etcd never sends.
     """
     try:
         answer = json.loads(data)
