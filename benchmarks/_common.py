@@ -73,7 +73,7 @@ class Settings:
     :param tree_leaves: leaves of the synthesized recursive-read body.
     :param tree_dirs: directories the leaves are spread over.
     :param seed_keys: real keys written to learn the server's JSON shape.
-    :param parse_runs: timed runs of the parse benchmark; the best counts.
+    :param parse_runs: interleaved rounds of the parse benchmark; best and median count.
     :param watch_rounds: interleaved watcher/raw rounds of the latency benchmark.
     :param watch_events: events per side and round of the latency benchmark.
     :param watch_warmup: events per side before the first latency round.
@@ -97,7 +97,7 @@ class Settings:
     tree_leaves: int = 100_000
     tree_dirs: int = 100
     seed_keys: int = 1000
-    parse_runs: int = 7
+    parse_runs: int = 11
     watch_rounds: int = 4
     watch_events: int = 250
     watch_warmup: int = 50

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Callable
 from typing import Any
 
@@ -70,6 +71,26 @@ def _synthesize_tree(real: bytes, dirs: int, leaves: int) -> bytes:
     answer["node"] = dict(root, nodes=nodes)
     body = json.dumps(answer, separators=(",", ":")).encode()
     return body + b"\n" if real.endswith(b"\n") else body
+
+
+def _interleaved(
+    works: dict[str, tuple[Callable[[], Callable[[], object]], bool]], runs: int
+) -> dict[str, list[float]]:
+    """CPU seconds of *runs* timings of each work, interleaved.
+
+    Each round times every work once, in an order reversed every other round,
+    so that a machine whose speed drifts (the page faults of a large parse
+    cost a virtual machine more at some times than at others) weighs on the
+    client and the floor alike. A work is ``(prepare, pause_gc)``, as for
+    :func:`best_time`.
+    """
+    times: dict[str, list[float]] = {name: [] for name in works}
+    names = list(works)
+    for number in range(runs):
+        for name in names if number % 2 == 0 else reversed(names):
+            prepare, pause_gc = works[name]
+            times[name].append(best_time(prepare, 1, pause_gc=pause_gc))
+    return times
 
 
 def bench_parse(ctx: Context) -> list[Row]:
@@ -145,60 +166,65 @@ def bench_parse(ctx: Context) -> list[Row]:
 
             return timed
 
-        runs = settings.parse_runs
-        floor = best_time(floor_work, runs)
-        walk = best_time(parse_and_walk, runs)
-        parse = best_time(parse_only, runs)
-        keep = best_time(parse_and_keep, runs)
-        keep_no_gc = best_time(parse_and_keep, runs, pause_gc=True)
-        walk_json = best_time(parse_and_walk_json, runs) if _result._FAST_DECODE else None
-        # The floor once more, after the client, so that a machine that slowed
-        # down during the run does not flatter the client.
-        floor = min(floor, best_time(floor_work, runs))
+        works: dict[str, tuple[Callable[[], Callable[[], object]], bool]] = {
+            "floor": (floor_work, False),
+            "walk": (parse_and_walk, False),
+            "parse": (parse_only, False),
+            "keep": (parse_and_keep, False),
+            "keep_no_gc": (parse_and_keep, True),
+        }
+        if _result._FAST_DECODE is not None:
+            works["walk_json"] = (parse_and_walk_json, False)
+        times = _interleaved(works, settings.parse_runs)
 
     size = f"{expected:,} leaves in {settings.tree_dirs} dirs, {len(body) / 1e6:.1f} MB"
+    floor = times.pop("floor")
+
+    def row(name: str, operation: str, note: str, target: float | None = None) -> Row:
+        runs = times[name]
+        median = statistics.median(runs) / statistics.median(floor)
+        return Row(
+            operation,
+            "CPU ms (best)",
+            min(runs) * 1e3,
+            min(floor) * 1e3,
+            target=target,
+            note=f"median {median:.3f}x; {note}",
+        )
+
     rows = [
-        Row(
+        row(
+            "walk",
             "recursive read: parse + iterate leaves",
-            "CPU ms (best)",
-            walk * 1e3,
-            floor * 1e3,
+            f"{size}, decoded by {_decoder_name()}",
             target=1.5,
-            note=f"{size}, decoded by {_decoder_name()}",
-        ),
-        Row(
+        )
+    ]
+    if "walk_json" in times:
+        rows.append(
+            row(
+                "walk_json",
+                "recursive read: parse + iterate, json only",
+                "informational: the same without the speedups extra",
+            )
+        )
+    rows += [
+        row(
+            "keep",
             "recursive read: parse + list(leaves)",
-            "CPU ms (best)",
-            keep * 1e3,
-            floor * 1e3,
-            note="informational: every leaf object kept alive at once",
+            "informational: every leaf object kept alive at once",
         ),
-        Row(
+        row(
+            "keep_no_gc",
             "recursive read: parse + list(leaves), GC paused",
-            "CPU ms (best)",
-            keep_no_gc * 1e3,
-            floor * 1e3,
-            note="informational: the rest of the gap above is cyclic GC",
+            "informational: the rest of the gap above is cyclic GC",
         ),
-        Row(
+        row(
+            "parse",
             "recursive read: parse only",
-            "CPU ms (best)",
-            parse * 1e3,
-            floor * 1e3,
-            note="informational: _result_from_response without iterating",
+            "informational: _result_from_response without iterating",
         ),
     ]
-    if walk_json is not None:
-        rows.insert(
-            1,
-            Row(
-                "recursive read: parse + iterate, json only",
-                "CPU ms (best)",
-                walk_json * 1e3,
-                floor * 1e3,
-                note="informational: the same without the speedups extra",
-            ),
-        )
     return rows
 
 

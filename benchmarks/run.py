@@ -195,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"python-etcd {etcd.__version__} | etcd {server_version} | "
         f"{platform.python_implementation()} {platform.python_version()} | "
         f"urllib3 {importlib.metadata.version('urllib3')} | {mode} mode: "
-        f"{settings.rounds} rounds x {settings.ops} ops, best of {settings.parse_runs} parses"
+        f"{settings.rounds} rounds x {settings.ops} ops, {settings.parse_runs} parse rounds"
     )
     print(format_table(rows))
     print(f"total {time.monotonic() - started:.1f} s")
