@@ -23,6 +23,8 @@ from typing import Any, ClassVar, TypedDict
 
 from ._exceptions import EtcdException
 
+log = logging.getLogger(__name__)
+
 __all__ = ["EtcdResult", "decode_v2_answer", "response_header"]
 
 
@@ -156,19 +158,19 @@ class _AnswerSchema(TypedDict, total=False):
 
 
 def _msgspec_decoder() -> Callable[[bytes], Any] | None:
-    """msgspec's decoder of keys-API answers, or ``None`` when there is none to use."""
+    """msgspec's decoder of keys-API answers, or ``None`` when there is none to use.
+
+    msgspec is optional: a broken installation, or a version that cannot take
+    the schema, leaves the json module to do the work, with a warning.
+    """
     try:
         import msgspec.json
+
+        return msgspec.json.Decoder(_AnswerSchema).decode
     except ImportError:
         return None
-    try:
-        return msgspec.json.Decoder(_AnswerSchema).decode
-    except Exception as exc:  # a msgspec that cannot take the schema: do without it
-        logging.getLogger("etcd.client").warning(
-            "msgspec %s cannot decode etcd's answers (%r); using the json module instead",
-            getattr(msgspec, "__version__", "?"),
-            exc,
-        )
+    except Exception as exc:
+        log.warning("msgspec cannot decode etcd's answers (%r); the json module will", exc)
         return None
 
 
@@ -249,8 +251,8 @@ def _mark_leaves(top: dict[str, Any]) -> None:
 def _is_utf8(data: bytes) -> bool:
     """Whether *data* is text in UTF-8, as the json module requires of a body.
 
-    msgspec does not look inside the fields it skips, so it would accept a
-    body that the json module refuses; this keeps the two decoders alike.
+    msgspec does not check the UTF-8 of the fields it skips, so it would
+    accept a body that the json module refuses; this keeps the two alike.
     """
     try:
         if data.isascii():  # the usual body, checked at memory speed
@@ -283,10 +285,12 @@ def decode_v2_answer(data: bytes) -> dict[str, Any]:
         except Exception:  # refused: the standard library's decoder explains why
             pass
         else:
-            if "node" in answer:
+            prev = answer.get("prevNode")
+            # A prevNode left empty by dropping fields etcd does not send would
+            # count as absent: the json module keeps them, and decides.
+            if "node" in answer and (prev is None or prev):
                 _mark_leaves(answer["node"])
-                prev = answer.get("prevNode")
-                if prev is not None:
+                if prev:
                     _mark_leaves(prev)
                 return answer
     return _decode_with_json(data)

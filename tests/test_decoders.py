@@ -12,6 +12,7 @@ dicts (an :class:`etcd.EtcdResult` leaves them out in both cases), so a
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import typing
@@ -66,19 +67,20 @@ def known(node: Any, fields: set[str] | Any = NODE_FIELDS) -> Any:
 
 
 def assert_same_outcome(body: bytes, *, unknown_fields: bool = False) -> None:
-    """Both decoders give *body* the same answer or error.
+    """Both decoders give *body* the same answer or error, and the same results.
 
-    With *unknown_fields*, the answers are compared without the fields etcd
-    does not send, which msgspec drops and json keeps.
+    With *unknown_fields*, the raw answers are compared without the fields
+    etcd does not send, which msgspec drops and json keeps; the results built
+    from them must be the same all the same.
     """
     fast = outcome(_result.decode_v2_answer, body)
     plain = outcome(_result._decode_with_json, body)
-    if unknown_fields and fast[0] == plain[0] == "answer":
-        top = {"action", "node", "prevNode"}
-        fast, plain = ("answer", known(fast[1], top)), ("answer", known(plain[1], top))
-    assert fast == plain
-    if fast[0] == "answer":
+    if fast[0] == plain[0] == "answer":
         assert walk(fast[1]) == walk(plain[1])
+        if unknown_fields:
+            top = {"action", "node", "prevNode"}
+            fast, plain = ("answer", known(fast[1], top)), ("answer", known(plain[1], top))
+    assert fast == plain
 
 
 def test_the_installed_msgspec_is_used_and_checks_types():
@@ -110,9 +112,19 @@ def test_answers_of_a_real_server_decode_alike(etcd_client, etcd_prefix):
         for path in ("?recursive=true", "?recursive=true&sorted=true", "", "/a", "/t", "/s")
     ]
     bodies.append(client.http.request("PUT", keys + "/a", fields={"value": "4"}).data)  # prevNode
+    assert _result._FAST_DECODE is not None
     for body in bodies:
-        assert outcome(_result.decode_v2_answer, body)[0] == "answer"
+        answer = _result.decode_v2_answer(body)
+        # msgspec's own: its keys are the schema's interned names (json's are not), which
+        # keeps a leaf's attribute reads on CPython's fast path.
+        assert all(name is sys.intern(name) for name in answer["node"]), body
         assert_same_outcome(body)
+    listing = _result.decode_v2_answer(bodies[0])["node"]["nodes"]
+    subdir = next(node for node in listing if node["key"].endswith("/s"))
+    assert type(subdir["nodes"]) is not _result._Leaves  # it holds a directory
+    assert any(node["key"].endswith("/x") for node in subdir["nodes"])  # non-ASCII value
+    deeper = next(node for node in subdir["nodes"] if node["key"].endswith("/deeper"))
+    assert type(deeper["nodes"]) is _result._Leaves
 
 
 def test_a_listing_of_leaves_walks_alike_and_shares_state_with_its_nodes():
@@ -130,13 +142,21 @@ def test_a_listing_of_leaves_walks_alike_and_shares_state_with_its_nodes():
     assert [leaf.key for leaf in result.leaves] == [leaf["key"] for leaf in leaves]
 
 
-def test_fields_etcd_does_not_send_are_dropped_from_raw_children_only():
+def test_fields_etcd_does_not_send_are_dropped_from_raw_dicts_only():
     node = {"key": "/d", "dir": True, "nodes": [{"key": "/d/u", "value": "4", "future": [1]}]}
     body = json.dumps({"action": "get", "node": node, "other": 1}).encode()
     fast, plain = _result.decode_v2_answer(body), _result._decode_with_json(body)
     assert fast["node"]["nodes"] == [{"key": "/d/u", "value": "4"}]
     assert plain["node"]["nodes"][0]["future"] == [1]
     assert walk(fast) == walk(plain)
+
+
+def test_a_previous_node_of_unknown_fields_only_still_counts_as_there():
+    # msgspec would leave {} (no previous node at all); the json module decides.
+    body = b'{"action":"delete","node":{"key":"/a"},"prevNode":{"future":1}}'
+    result = etcd.EtcdResult(**_result.decode_v2_answer(body))
+    assert result._prev_node.key is None
+    assert_same_outcome(body)
 
 
 @pytest.mark.parametrize(
@@ -230,15 +250,33 @@ def test_a_damaged_body_gets_the_same_outcome_from_both_decoders(answer, data):
     assert_same_outcome(body[:at] + junk + body[at + cut :], unknown_fields=True)
 
 
+CHECK_JSON_DECODES = (
+    "from etcd import _result\n"
+    "assert _result._FAST_DECODE is None\n"
+    'answer = _result.decode_v2_answer(b\'{"action":"get","node":{"key":"/a"}}\')\n'
+    "print(answer['node']['key'])\n"
+)
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **env},
+    )
+
+
 def test_without_msgspec_the_json_module_decodes():
-    code = (
-        "import sys; sys.modules['msgspec'] = None\n"
-        "from etcd import _result\n"
-        "assert _result._FAST_DECODE is None\n"
-        'answer = _result.decode_v2_answer(b\'{"action":"get","node":{"key":"/a"}}\')\n'
-        "print(answer['node']['key'])\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = run_python("import sys; sys.modules['msgspec'] = None\n" + CHECK_JSON_DECODES)
     assert (done.returncode, done.stdout, done.stderr) == (0, "/a\n", "")
+
+
+def test_a_broken_msgspec_leaves_the_json_module_to_decode(tmp_path):
+    (tmp_path / "msgspec").mkdir()
+    (tmp_path / "msgspec" / "__init__.py").write_text("raise RuntimeError('a broken build')\n")
+    done = run_python(CHECK_JSON_DECODES, PYTHONPATH=str(tmp_path))
+    assert (done.returncode, done.stdout) == (0, "/a\n")
+    assert "msgspec cannot decode etcd's answers (RuntimeError('a broken build'))" in done.stderr
