@@ -206,7 +206,7 @@ def bench_parse(ctx: Context) -> list[Row]:
                 "walk_json",
                 "recursive read: parse + iterate, json only",
                 "the same without the speedups extra; its target guards against regressions",
-                target=2.0,
+                target=2.5,
             )
         )
     rows += [
