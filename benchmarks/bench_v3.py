@@ -32,6 +32,7 @@ first:
 from __future__ import annotations
 
 import base64
+import contextlib
 import gc
 import json
 import os
@@ -48,6 +49,7 @@ import urllib3
 from _common import POOL_SIZE, PREFIX, Benchmark, Context, Row
 
 import etcd
+from etcd import _result, _v3_codec
 
 #: The highest acceptable v3 client CPU over the bare gateway request's.
 CPU_TARGET = 1.15
@@ -443,6 +445,17 @@ def _server_cpu(ctx: Context) -> Callable[[], float] | None:
     return used
 
 
+@contextlib.contextmanager
+def _without_speedups() -> Iterator[None]:
+    """The client's decoders as without the speedups extra: the json module's."""
+    saved = _result._FAST_DECODE, _v3_codec._RANGE_DECODE
+    _result._FAST_DECODE = _v3_codec._RANGE_DECODE = None
+    try:
+        yield
+    finally:
+        _result._FAST_DECODE, _v3_codec._RANGE_DECODE = saved
+
+
 def _leaves(result: etcd.EtcdResult) -> list[tuple[str | None, str | None]]:
     return sorted((leaf.key, leaf.value) for leaf in result.leaves)
 
@@ -476,11 +489,21 @@ def _tree_rows(
         server = (server_cpu() - server) if server_cpu else 0.0
         return wall / reads, cpu / reads, server / reads
 
+    def json_only(read: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            with _without_speedups():
+                return read()
+
+        return run
+
     sides: dict[str, Callable[[], tuple[float, float, float]]] = {
         "v3": lambda: timed(lambda: v3.read(root, recursive=True)),
         "v2": lambda: timed(lambda: v2.read(root, recursive=True)),
         "bare": lambda: timed(bare_read),
     }
+    if _result._FAST_DECODE is not None:
+        sides["v3 json"] = lambda: timed(json_only(lambda: v3.read(root, recursive=True)))
+        sides["v2 json"] = lambda: timed(json_only(lambda: v2.read(root, recursive=True)))
     figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in sides}
     for side in sides.values():
         side()  # warm-up
@@ -516,6 +539,24 @@ def _tree_rows(
                 note=(
                     "informational: the v3 request alone against the v2 client read; "
                     f"min/min {min(bare) / min(floor):.3f}x"
+                ),
+            )
+        )
+    if "v3 json" in figures:
+        client = [f[1] for f in figures["v3 json"]]
+        floor = [f[1] for f in figures["v2 json"]]
+        rows.append(
+            Row(
+                "  same, both without the speedups extra, CPU",
+                "CPU µs/read",
+                statistics.median(client) * 1e6,
+                statistics.median(floor) * 1e6,
+                note=_rounds_note(
+                    "informational: the json module decodes both; with msgspec the v2 read "
+                    "gains more than the v3 one",
+                    client,
+                    floor,
+                    "v2",
                 ),
             )
         )

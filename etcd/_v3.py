@@ -93,9 +93,16 @@ class V3Protocol:
         *,
         idempotent: bool,
         timeout: float | None = None,
+        ranges: bool = False,
     ) -> dict[str, Any]:
-        """Send one request; remember the revision of its answer."""
-        answer = io._v3_send(endpoint, body, idempotent=idempotent, timeout=timeout)
+        """Send one request; remember the revision of its answer.
+
+        :param ranges: the answer is one of ranges only, whose pairs may come
+            with ``key`` and ``value`` decoded (:func:`decode_range_answer`):
+            only for readers that take both forms, through ``unb64`` and the
+            listing code.
+        """
+        answer = io._v3_send(endpoint, body, idempotent=idempotent, timeout=timeout, ranges=ranges)
         header = answer.get("header")
         if isinstance(header, Mapping):
             revision = int_field(header, "revision")
@@ -190,6 +197,7 @@ class V3Protocol:
                 get(marker, end, serializable=serializable)["request_range"],
                 idempotent=True,
                 timeout=timeout,
+                ranges=True,
             )
             node = dir_node(layout, path, _kvs(answer), recursive=recursive) or {"dir": True}
             return self._result(answer, "get", node)
@@ -205,6 +213,7 @@ class V3Protocol:
             ),
             idempotent=True,
             timeout=timeout,
+            ranges=True,
         )
         file_answer, dir_answer = responses(answer)
         files = _kvs(file_answer)

@@ -35,7 +35,13 @@ class Sender(Protocol):
     """What the protocol needs from the client: one way to send a gateway request."""
 
     def _v3_send(
-        self, endpoint: str, body: Mapping[str, Any], *, idempotent: bool, timeout: float | None
+        self,
+        endpoint: str,
+        body: Mapping[str, Any],
+        *,
+        idempotent: bool,
+        timeout: float | None,
+        ranges: bool = False,
     ) -> dict[str, Any]: ...
 
 

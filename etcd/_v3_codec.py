@@ -1,7 +1,8 @@
 """The v3 JSON gateway's encoding: answers, errors, the key layout and request bodies.
 
 Pure code, no I/O. Every answer of the gateway goes through :func:`decode_answer`
-(or :func:`decode_stream_line` for the lines of a watch stream), which accepts
+(or :func:`decode_range_answer` for the reads of a listing, or
+:func:`decode_stream_line` for the lines of a watch stream), which accepts
 both error bodies the gateway has used:
 
 * etcd 3.4 and 3.5 (grpc-gateway v1): ``{"error": ..., "code": <gRPC code>, "message": ...}``
@@ -21,8 +22,8 @@ import base64
 import binascii
 import json
 import sys
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, NoReturn, TypedDict
 
 from ._exceptions import (
     EtcdError,
@@ -31,11 +32,13 @@ from ._exceptions import (
     EtcdTypeError,
     EtcdValueError,
 )
+from ._result import _is_utf8
 
 __all__ = [
     "Layout",
     "b64",
     "decode_answer",
+    "decode_range_answer",
     "decode_stream_line",
     "raise_grpc_error",
     "split_lines",
@@ -90,11 +93,14 @@ def unb64(data: Any) -> str:
     """The text of a base64 field of an answer; a missing field is ``""``.
 
     Bytes that are not UTF-8 (written by another v3 client) are replaced by U+FFFD.
+    A field :func:`decode_range_answer` decoded already comes as bytes.
 
     :raises EtcdException: *data* is not base64.
     """
     if not data:
         return ""
+    if type(data) is bytes:
+        return data.decode("utf-8", errors="replace")
     try:
         return _b64decode(data).decode("utf-8", errors="replace")
     except (binascii.Error, TypeError, ValueError) as exc:
@@ -202,6 +208,78 @@ def decode_answer(status: int, body: bytes) -> dict[str, Any]:
             {"status": status, "cause": text},
         )
     return obj
+
+
+class _KeyValue(TypedDict, total=False):
+    """A pair of a range answer as msgspec decodes it: base64 fields as bytes.
+
+    The int64 fields stay text, as the gateway sends them, so that anything
+    else (a JSON number) is left to :func:`decode_answer` and its readers.
+    """
+
+    key: bytes
+    value: bytes
+    create_revision: str
+    mod_revision: str
+    version: str
+    lease: str
+
+
+class _Range(TypedDict, total=False):
+    header: dict[str, Any]
+    kvs: list[_KeyValue]
+    count: str
+    more: bool
+
+
+class _TxnResponse(TypedDict, total=False):
+    response_range: _Range
+    response_put: dict[str, Any]
+    response_delete_range: dict[str, Any]
+    response_txn: dict[str, Any]
+
+
+class _RangeAnswer(_Range, total=False):
+    """The answer of ``/v3/kv/range`` or of a ``/v3/kv/txn`` of ranges, or an error."""
+
+    succeeded: bool
+    responses: list[_TxnResponse]
+    code: Any
+    error: Any
+    message: Any
+
+
+def _range_decoder() -> Callable[[bytes], Any] | None:
+    """msgspec's decoder of range answers, or ``None`` (see ``_result._msgspec_decoder``)."""
+    try:
+        import msgspec.json
+
+        return msgspec.json.Decoder(_RangeAnswer).decode
+    except Exception:  # missing or unusable: _result has logged which
+        return None
+
+
+_RANGE_DECODE = _range_decoder()
+_ERROR_FIELDS = frozenset({"code", "error", "message"})
+
+
+def decode_range_answer(status: int, body: bytes) -> dict[str, Any]:
+    """:func:`decode_answer` for an answer of ranges, faster with the speedups extra.
+
+    With msgspec, the ``key`` and ``value`` of each pair come decoded, as
+    bytes, which :func:`unb64` and the listing code take as they are; the
+    rest is as :func:`decode_answer` gives it. Whatever msgspec refuses, and
+    any error, goes to :func:`decode_answer`, which accepts it or raises.
+    """
+    if _RANGE_DECODE is not None and status == 200 and _is_utf8(body):
+        try:
+            answer: dict[str, Any] = _RANGE_DECODE(body)
+        except Exception:  # refused: decode_answer decides
+            pass
+        else:
+            if "header" in answer and _ERROR_FIELDS.isdisjoint(answer):
+                return answer
+    return decode_answer(status, body)
 
 
 def decode_stream_line(line: bytes) -> dict[str, Any]:

@@ -49,7 +49,7 @@ from ._exceptions import (
 from ._keyspace import KeySpace
 from ._result import EtcdResult, decode_v2_answer
 from ._v3 import V3Protocol, protocol_for
-from ._v3_codec import decode_answer, int_field
+from ._v3_codec import decode_answer, decode_range_answer, int_field
 from ._v3_keyspace import V3KeySpace
 
 __all__ = ["Client"]
@@ -545,8 +545,12 @@ class Client(KeySpace, _members.Membership):
         *,
         idempotent: bool,
         timeout: float | None = None,
+        ranges: bool = False,
     ) -> dict[str, Any]:
-        """Send one request of the v3 protocol: failover, TLS and auth as for v2."""
+        """Send one request of the v3 protocol: failover, TLS and auth as for v2.
+
+        :param ranges: decode the answer with :func:`decode_range_answer`.
+        """
         request = _engine.Request(
             self._MPOST,
             endpoint,
@@ -557,15 +561,16 @@ class Client(KeySpace, _members.Membership):
             raw=True,
             raise_for_answer=_raise_for_v3_answer,
         )
+        decode = decode_range_answer if ranges else decode_answer
         response = self._request(request)
         try:
-            answer = decode_answer(response.status, response.data)
+            answer = decode(response.status, response.data)
         except EtcdInsufficientPermissions as exc:
             # an expired token is renewed once; the request was refused, not applied
             if self._v3 is None or self.username is None or not self._v3.renew_token(exc):
                 raise
             response = self._request(request)
-            answer = decode_answer(response.status, response.data)
+            answer = decode(response.status, response.data)
         header = answer.get("header")
         if isinstance(header, Mapping) and header.get("cluster_id"):
             _engine.learn_cluster_id(self, format(int_field(header, "cluster_id"), "x"), response)
