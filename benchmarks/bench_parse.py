@@ -119,37 +119,36 @@ def bench_parse(ctx: Context) -> list[Row]:
             resp = response()
             return lambda: client._result_from_response(resp)
 
-        def parse_and_walk() -> Callable[[], object]:
-            resp = response()
+        def walking(
+            decode: Callable[[HTTPResponse], etcd.EtcdResult],
+        ) -> Callable[[], Callable[[], object]]:
+            """Parse with *decode*, then read ``key`` and ``value`` of every leaf."""
 
-            def timed() -> object:
-                result = client._result_from_response(resp)
-                seen = 0
-                for leaf in result.leaves:
-                    if leaf.key and leaf.value is not None:
-                        seen += 1
-                if seen != expected:
-                    raise RuntimeError(f"walked {seen} leaves, expected {expected}")
-                return result
+            def prepare() -> Callable[[], object]:
+                resp = response()
 
-            return timed
+                def timed() -> object:
+                    result = decode(resp)
+                    seen = 0
+                    for leaf in result.leaves:
+                        if leaf.key and leaf.value is not None:
+                            seen += 1
+                    if seen != expected:
+                        raise RuntimeError(f"walked {seen} leaves, expected {expected}")
+                    return result
 
-        def parse_and_walk_json() -> Callable[[], object]:
+                return timed
+
+            return prepare
+
+        def json_only(resp: HTTPResponse) -> etcd.EtcdResult:
             # The same work without the speedups extra: json and the checks in Python.
-            resp = response()
+            result = etcd.EtcdResult(**_result._decode_with_json(resp.data))
+            result.parse_headers(resp)
+            return result
 
-            def timed() -> object:
-                result = etcd.EtcdResult(**_result._decode_with_json(resp.data))
-                result.parse_headers(resp)
-                seen = 0
-                for leaf in result.leaves:
-                    if leaf.key and leaf.value is not None:
-                        seen += 1
-                if seen != expected:
-                    raise RuntimeError(f"walked {seen} leaves, expected {expected}")
-                return result
-
-            return timed
+        parse_and_walk = walking(client._result_from_response)
+        parse_and_walk_json = walking(json_only)
 
         def parse_and_keep() -> Callable[[], object]:
             resp = response()
