@@ -215,21 +215,20 @@ class _KeyValue(TypedDict, total=False):
 
     The int64 fields stay text, as the gateway sends them, so that anything
     else (a JSON number) is left to :func:`decode_answer` and its readers.
+    Only the fields a read uses are kept (not ``version``): the others would
+    cost a string per pair of a large listing for nothing.
     """
 
     key: bytes
     value: bytes
     create_revision: str
     mod_revision: str
-    version: str
     lease: str
 
 
 class _Range(TypedDict, total=False):
     header: dict[str, Any]
     kvs: list[_KeyValue]
-    count: str
-    more: bool
 
 
 class _TxnResponse(TypedDict, total=False):
