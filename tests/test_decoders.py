@@ -5,8 +5,9 @@ installed and hands whatever msgspec refuses to
 :func:`etcd._result._decode_with_json`. For every body, real or hostile, the
 caller must get the same answer or the same error either way; the only
 difference allowed is that fields etcd does not send are dropped from the raw
-dicts (an :class:`etcd.EtcdResult` leaves them out in both cases), so a
-``prevNode`` made only of such fields counts as empty.
+dicts (an :class:`etcd.EtcdResult` leaves them out in both cases); an answer
+whose ``prevNode`` would be left empty by that goes to json, so that it still
+counts as a previous node.
 """
 
 from __future__ import annotations
