@@ -14,6 +14,7 @@ wrong. Both paths give the same dicts for every answer etcd sends.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -157,24 +158,37 @@ class _AnswerSchema(TypedDict, total=False):
     prevNode: _NodeSchema | None
 
 
-def _msgspec_decoder() -> Callable[[bytes], Any] | None:
-    """msgspec's decoder of keys-API answers, or ``None`` when there is none to use.
+@functools.cache
+def _msgspec_json() -> Any:
+    """The ``msgspec.json`` module, or ``None`` without a usable msgspec (said once)."""
+    try:
+        import msgspec.json
+    except ImportError:
+        return None
+    except Exception as exc:  # a broken installation
+        log.warning("msgspec cannot decode etcd's answers (%r); the json module will", exc)
+        return None
+    return msgspec.json
+
+
+def _msgspec_decoder(schema: type) -> Callable[[bytes], Any] | None:
+    """msgspec's decoder of answers of *schema*, or ``None`` when there is none to use.
 
     msgspec is optional: a broken installation, or a version that cannot take
     the schema, leaves the json module to do the work, with a warning.
     """
-    try:
-        import msgspec.json
-
-        return msgspec.json.Decoder(_AnswerSchema).decode
-    except ImportError:
+    module = _msgspec_json()
+    if module is None:
         return None
-    except Exception as exc:
+    try:
+        decoder: Callable[[bytes], Any] = module.Decoder(schema).decode
+    except Exception as exc:  # a version that cannot take the schema
         log.warning("msgspec cannot decode etcd's answers (%r); the json module will", exc)
         return None
+    return decoder
 
 
-_FAST_DECODE = _msgspec_decoder()
+_FAST_DECODE = _msgspec_decoder(_AnswerSchema)
 
 
 class _Leaves(list[Any]):
@@ -248,19 +262,22 @@ def _mark_leaves(top: dict[str, Any]) -> None:
             holder["nodes"] = _Leaves(nodes)
 
 
-def _is_utf8(data: bytes) -> bool:
-    """Whether *data* is text in UTF-8, as the json module requires of a body.
+def _fast_decode(decode: Callable[[bytes], Any] | None, data: bytes) -> Any:
+    """What the msgspec decoder *decode* makes of *data*, or ``None``.
 
-    msgspec does not check the UTF-8 of the fields it skips, so it would
-    accept a body that the json module refuses; this keeps the two alike.
+    ``None`` when there is no decoder, when msgspec refuses the body, and when
+    the body is not UTF-8: msgspec does not check the UTF-8 of the fields it
+    skips, so it would accept a body that the json module refuses. The
+    caller then decodes with the json module, which accepts it or says why.
     """
+    if decode is None:
+        return None
     try:
-        if data.isascii():  # the usual body, checked at memory speed
-            return True
-        data.decode("utf-8", "surrogatepass")
-    except (AttributeError, UnicodeDecodeError):  # a test double's str, a broken body
-        return False
-    return True
+        if not data.isascii():  # the usual body is checked at memory speed
+            data.decode("utf-8", "surrogatepass")
+        return decode(data)
+    except Exception:  # a test double's str, a broken body, a refusal: json decides
+        return None
 
 
 def decode_v2_answer(data: bytes) -> dict[str, Any]:
@@ -279,20 +296,16 @@ def decode_v2_answer(data: bytes) -> dict[str, Any]:
         valid JSON: ..."), or not the JSON etcd sends ("Unable to decode server
         response: ..."), naming the field and what it held.
     """
-    if _FAST_DECODE is not None and _is_utf8(data):
-        try:
-            answer: dict[str, Any] = _FAST_DECODE(data)
-        except Exception:  # refused: the standard library's decoder explains why
-            pass
-        else:
-            prev = answer.get("prevNode")
-            # A prevNode left empty by dropping fields etcd does not send would
-            # count as absent: the json module keeps them, and decides.
-            if "node" in answer and (prev is None or prev):
-                _mark_leaves(answer["node"])
-                if prev:
-                    _mark_leaves(prev)
-                return answer
+    answer: dict[str, Any] | None = _fast_decode(_FAST_DECODE, data)
+    if answer is not None:
+        prev = answer.get("prevNode")
+        # A prevNode left empty by dropping fields etcd does not send would
+        # count as absent: the json module keeps them, and decides.
+        if "node" in answer and (prev is None or prev):
+            _mark_leaves(answer["node"])
+            if prev:
+                _mark_leaves(prev)
+            return answer
     return _decode_with_json(data)
 
 

@@ -22,7 +22,7 @@ import base64
 import binascii
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NoReturn, TypedDict
 
 from ._exceptions import (
@@ -32,7 +32,7 @@ from ._exceptions import (
     EtcdTypeError,
     EtcdValueError,
 )
-from ._result import _is_utf8
+from ._result import _fast_decode, _msgspec_decoder
 
 __all__ = [
     "Layout",
@@ -248,17 +248,7 @@ class _RangeAnswer(_Range, total=False):
     message: Any
 
 
-def _range_decoder() -> Callable[[bytes], Any] | None:
-    """msgspec's decoder of range answers, or ``None`` (see ``_result._msgspec_decoder``)."""
-    try:
-        import msgspec.json
-
-        return msgspec.json.Decoder(_RangeAnswer).decode
-    except Exception:  # missing or unusable: _result has logged which
-        return None
-
-
-_RANGE_DECODE = _range_decoder()
+_RANGE_DECODE = _msgspec_decoder(_RangeAnswer)
 _ERROR_FIELDS = frozenset({"code", "error", "message"})
 
 
@@ -270,14 +260,10 @@ def decode_range_answer(status: int, body: bytes) -> dict[str, Any]:
     rest is as :func:`decode_answer` gives it. Whatever msgspec refuses, and
     any error, goes to :func:`decode_answer`, which accepts it or raises.
     """
-    if _RANGE_DECODE is not None and status == 200 and _is_utf8(body):
-        try:
-            answer: dict[str, Any] = _RANGE_DECODE(body)
-        except Exception:  # refused: decode_answer decides
-            pass
-        else:
-            if "header" in answer and _ERROR_FIELDS.isdisjoint(answer):
-                return answer
+    if status == 200:
+        answer: dict[str, Any] | None = _fast_decode(_RANGE_DECODE, body)
+        if answer is not None and "header" in answer and _ERROR_FIELDS.isdisjoint(answer):
+            return answer
     return decode_answer(status, body)
 
 
